@@ -1,0 +1,142 @@
+//! The thread-local runtime context: which runtime this thread belongs to (for `spawn` and the
+//! resource types), and, on a worker, which worker it is.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+
+use crate::runtime::{Handle, Shared};
+
+thread_local! {
+    static CONTEXT: Context = const {
+        Context {
+            handle: RefCell::new(None),
+            worker: Cell::new(None),
+            driving: Cell::new(false),
+        }
+    };
+}
+
+struct Context {
+    /// The runtime that `spawn` and resources use on this thread.
+    handle: RefCell<Option<Handle>>,
+    /// Set while this thread is a worker of some runtime.
+    worker: Cell<Option<WorkerRef>>,
+    /// Set while this thread drives a runtime (a worker loop or `block_on`): blocking on another
+    /// future here would stall that runtime, so `block_on` refuses.
+    driving: Cell<bool>,
+}
+
+/// Identifies the worker that the current thread is, for the scheduler's fast path.
+#[derive(Clone, Copy)]
+pub(crate) struct WorkerRef {
+    /// The worker's runtime; compared by address, never dereferenced through this field.
+    pub(crate) shared: *const Shared,
+    pub(crate) index: usize,
+    /// Points to the worker's `RefCell<S::Local>` for the runtime's scheduler type `S`; valid
+    /// while this `WorkerRef` is installed (see `WorkerGuard`).
+    pub(crate) local: *const (),
+}
+
+/// Error returned when there is no runtime on the current thread.
+#[derive(Debug, Clone)]
+pub struct NoRuntime(pub(crate) &'static str);
+
+impl fmt::Display for NoRuntime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} was called outside a runtime: call it from a task, from inside `Runtime::block_on`, \
+             or while a `Runtime::enter()` guard is alive; or use `Handle::spawn` on a handle you \
+             kept, or the one-line `facade::block_on(future)`",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for NoRuntime {}
+
+/// The runtime handle installed on this thread, if any.
+pub fn try_current() -> Option<Handle> {
+    CONTEXT.with(|c| c.handle.borrow().clone())
+}
+
+pub(crate) fn current_worker() -> Option<WorkerRef> {
+    CONTEXT.try_with(|c| c.worker.get()).ok().flatten()
+}
+
+/// Whether this thread is currently driving a runtime (a worker, or inside `block_on`).
+pub fn is_driving() -> bool {
+    CONTEXT.with(|c| c.driving.get())
+}
+
+/// Restores the previously installed handle when dropped.
+#[must_use = "the handle is uninstalled when the guard is dropped"]
+pub struct EnterGuard {
+    prev: Option<Handle>,
+    // Not Send: the guard must be dropped on the thread that made it.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl fmt::Debug for EnterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+pub(crate) fn enter(handle: Handle) -> EnterGuard {
+    let prev = CONTEXT.with(|c| c.handle.replace(Some(handle)));
+    EnterGuard {
+        prev,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = CONTEXT.try_with(|c| c.handle.replace(prev));
+    }
+}
+
+/// Marks this thread as driving a runtime; clears the mark when dropped.
+pub(crate) struct DrivingGuard(());
+
+/// The message of the panic when `block_on` is called where it would stall a runtime.
+pub const NESTED_BLOCK_ON: &str = "`block_on` was called on a thread that is already driving an async runtime \
+     (a worker thread, or inside another `block_on`); blocking here would stall that runtime. \
+     Use `.await` instead, or run the blocking code on another thread (spawn_blocking or \
+     std::thread::spawn) and await its result";
+
+pub(crate) fn enter_driving() -> Result<DrivingGuard, &'static str> {
+    CONTEXT.with(|c| {
+        if c.driving.replace(true) {
+            Err(NESTED_BLOCK_ON)
+        } else {
+            Ok(DrivingGuard(()))
+        }
+    })
+}
+
+impl Drop for DrivingGuard {
+    fn drop(&mut self) {
+        let _ = CONTEXT.try_with(|c| c.driving.set(false));
+    }
+}
+
+/// Installs a worker identity; removes it when dropped.
+pub(crate) struct WorkerGuard {
+    prev: Option<WorkerRef>,
+}
+
+pub(crate) fn set_worker(worker: WorkerRef) -> WorkerGuard {
+    WorkerGuard {
+        prev: CONTEXT.with(|c| c.worker.replace(Some(worker))),
+    }
+}
+
+impl Drop for WorkerGuard {
+    fn drop(&mut self) {
+        let prev = self.prev.take();
+        let _ = CONTEXT.try_with(|c| c.worker.set(prev));
+    }
+}

@@ -1,0 +1,100 @@
+//! Runtime counters: plain relaxed atomics, one cache line per worker, written only by their
+//! worker (a load and a store, no read-modify-write), plus one shared slot for events that
+//! happen on other threads.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// One worker's counters, on a cache line of their own.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub(crate) polls: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) spawned: AtomicU64,
+    pub(crate) completed: AtomicU64,
+}
+
+/// Increments a counter. `owned`: the caller is the only thread that writes it.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64, owned: bool) {
+    if owned {
+        counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+    } else {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+pub(crate) struct Counters {
+    pub(crate) workers: Box<[Slot]>,
+    /// Spawns and completions that happen off the workers (foreign threads, shutdown).
+    pub(crate) foreign: Slot,
+}
+
+impl Counters {
+    pub(crate) fn new(workers: usize) -> Counters {
+        Counters {
+            workers: (0..workers).map(|_| Slot::default()).collect(),
+            foreign: Slot::default(),
+        }
+    }
+
+    /// The slot for worker `index` (owned by the caller), or the shared one.
+    #[inline]
+    pub(crate) fn slot(&self, worker: Option<usize>) -> (&Slot, bool) {
+        match worker {
+            Some(i) => (&self.workers[i], true),
+            None => (&self.foreign, false),
+        }
+    }
+
+    pub(crate) fn snapshot(&self, alive: u64) -> RuntimeMetrics {
+        let workers: Vec<WorkerMetrics> = self
+            .workers
+            .iter()
+            .map(|s| WorkerMetrics {
+                polls: s.polls.load(Relaxed),
+                parks: s.parks.load(Relaxed),
+                tasks_spawned: s.spawned.load(Relaxed),
+                tasks_completed: s.completed.load(Relaxed),
+            })
+            .collect();
+        let sum = |f: fn(&WorkerMetrics) -> u64| workers.iter().map(f).sum::<u64>();
+        RuntimeMetrics {
+            tasks_spawned: sum(|w| w.tasks_spawned) + self.foreign.spawned.load(Relaxed),
+            tasks_completed: sum(|w| w.tasks_completed) + self.foreign.completed.load(Relaxed),
+            tasks_polled: sum(|w| w.polls),
+            tasks_alive: alive,
+            workers,
+        }
+    }
+}
+
+/// A snapshot of a runtime's counters, from [`Handle::metrics`](crate::Handle::metrics).
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeMetrics {
+    /// Tasks spawned since the runtime started.
+    pub tasks_spawned: u64,
+    /// Tasks whose future is gone: finished, panicked or cancelled.
+    pub tasks_completed: u64,
+    /// Polls of tasks, all workers together.
+    pub tasks_polled: u64,
+    /// Tasks alive now (spawned and not yet completed).
+    pub tasks_alive: u64,
+    /// Per-worker counters, by worker index.
+    pub workers: Vec<WorkerMetrics>,
+}
+
+/// One worker's counters.
+#[non_exhaustive]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerMetrics {
+    /// Task polls this worker made.
+    pub polls: u64,
+    /// Times this worker went to sleep for lack of work.
+    pub parks: u64,
+    /// Tasks spawned from this worker.
+    pub tasks_spawned: u64,
+    /// Tasks that completed on this worker.
+    pub tasks_completed: u64,
+}

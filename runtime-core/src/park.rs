@@ -1,0 +1,245 @@
+//! Parking idle workers, and the [`Driver`] abstraction that an I/O and timer driver implements.
+//!
+//! # Protocol
+//!
+//! Each worker has a parker with four states: `EMPTY`, `PARKED_CONDVAR`, `PARKED_DRIVER` and
+//! `NOTIFIED`. `unpark` swaps in `NOTIFIED` and, depending on what it replaced, signals the
+//! condvar (taking its lock first, so the signal cannot slip in between the sleeper's state
+//! change and its wait) or unparks the driver. `park` first consumes a pending `NOTIFIED`
+//! (an unpark that came before the park is never lost), then:
+//!
+//! 1. if the runtime has a driver and nobody holds it, takes it and waits inside
+//!    [`Driver::park`]: an idle worker thus sleeps in the I/O poll, with the next timer
+//!    deadline as its timeout, and I/O readiness wakes it directly;
+//! 2. otherwise sleeps on its condvar.
+//!
+//! Either way it returns to `EMPTY` on the way out. Spurious returns are allowed: the worker
+//! loop looks for work after every return.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use crate::sync::{AtomicUsize, Condvar, Mutex, lock};
+
+/// What drives I/O and timers for a runtime: implemented by the facade over the reactor and the
+/// timer wheel. Exactly one worker at a time holds it.
+pub trait Driver: Send + 'static {
+    /// Waits until an event arrives, [`Unpark::unpark`] is called, or `timeout` passes
+    /// (`None`: no limit; `Some(ZERO)`: do not block), and dispatches what is ready (waking the
+    /// tasks waiting on it).
+    fn park(&mut self, timeout: Option<Duration>);
+
+    /// A handle that makes a concurrent or later [`park`](Driver::park) return promptly.
+    fn unparker(&self) -> Arc<dyn Unpark>;
+}
+
+/// Wakes a thread blocked in [`Driver::park`].
+pub trait Unpark: Send + Sync + 'static {
+    /// Makes the current or next `park` return.
+    fn unpark(&self);
+}
+
+const EMPTY: usize = 0;
+const PARKED_CONDVAR: usize = 1;
+const PARKED_DRIVER: usize = 2;
+const NOTIFIED: usize = 3;
+
+struct WorkerParker {
+    state: AtomicUsize,
+    lock: Mutex<()>,
+    cvar: Condvar,
+}
+
+pub(crate) struct Parking {
+    driver: Option<(std::sync::Mutex<Box<dyn Driver>>, Arc<dyn Unpark>)>,
+    workers: Box<[WorkerParker]>,
+}
+
+impl fmt::Debug for Parking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Parking")
+            .field("driver", &self.driver.is_some())
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl Parking {
+    pub(crate) fn new(workers: usize, driver: Option<Box<dyn Driver>>) -> Parking {
+        Parking {
+            driver: driver.map(|d| {
+                let unpark = d.unparker();
+                (std::sync::Mutex::new(d), unpark)
+            }),
+            workers: (0..workers)
+                .map(|_| WorkerParker {
+                    state: AtomicUsize::new(EMPTY),
+                    lock: Mutex::new(()),
+                    cvar: Condvar::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Parks worker `index` until it is unparked (or spuriously).
+    pub(crate) fn park(&self, index: usize) {
+        let p = &self.workers[index];
+        if p.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
+            return;
+        }
+        if let Some((driver, _)) = &self.driver {
+            if let Ok(mut driver) = driver.try_lock() {
+                if p.state
+                    .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
+                    .is_err()
+                {
+                    // Only an unpark can have changed it: consume the notification.
+                    p.state.store(EMPTY, SeqCst);
+                    return;
+                }
+                driver.park(None);
+                p.state.store(EMPTY, SeqCst);
+                return;
+            }
+        }
+        let mut guard = lock(&p.lock);
+        if p.state
+            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
+            .is_err()
+        {
+            p.state.store(EMPTY, SeqCst);
+            return;
+        }
+        loop {
+            guard = p.cvar.wait(guard).unwrap_or_else(|e| e.into_inner());
+            if p.state
+                .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Wakes worker `index` (now, or at its next park).
+    pub(crate) fn unpark(&self, index: usize) {
+        let p = &self.workers[index];
+        match p.state.swap(NOTIFIED, SeqCst) {
+            PARKED_CONDVAR => {
+                drop(lock(&p.lock));
+                p.cvar.notify_one();
+            }
+            PARKED_DRIVER => {
+                if let Some((_, unpark)) = &self.driver {
+                    unpark.unpark();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Lets a busy worker dispatch ready I/O and expired timers without blocking, if no other
+    /// worker holds the driver.
+    pub(crate) fn poll_driver(&self) {
+        if let Some((driver, _)) = &self.driver {
+            if let Ok(mut driver) = driver.try_lock() {
+                driver.park(Some(Duration::ZERO));
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as StdAtomic;
+    use std::time::Instant;
+
+    #[test]
+    fn unpark_before_park_is_not_lost() {
+        let p = Parking::new(1, None);
+        p.unpark(0);
+        p.park(0); // returns at once
+    }
+
+    #[test]
+    fn unpark_wakes_a_condvar_sleeper() {
+        let p = Arc::new(Parking::new(1, None));
+        let t = {
+            let p = p.clone();
+            std::thread::spawn(move || p.park(0))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        p.unpark(0);
+        t.join().unwrap();
+    }
+
+    /// A driver that sleeps on a condvar, to check the driver path of the protocol.
+    struct TestDriver {
+        shared: Arc<(std::sync::Mutex<bool>, std::sync::Condvar, StdAtomic)>,
+    }
+    struct TestUnpark(Arc<(std::sync::Mutex<bool>, std::sync::Condvar, StdAtomic)>);
+
+    impl Driver for TestDriver {
+        fn park(&mut self, timeout: Option<Duration>) {
+            let (m, c, parks) = &*self.shared;
+            parks.fetch_add(1, SeqCst);
+            let mut woken = m.lock().unwrap();
+            let deadline = timeout.map(|t| Instant::now() + t);
+            while !*woken {
+                match deadline {
+                    Some(d) => {
+                        let now = Instant::now();
+                        if now >= d {
+                            break;
+                        }
+                        woken = c.wait_timeout(woken, d - now).unwrap().0;
+                    }
+                    None => woken = c.wait(woken).unwrap(),
+                }
+            }
+            *woken = false;
+        }
+        fn unparker(&self) -> Arc<dyn Unpark> {
+            Arc::new(TestUnpark(self.shared.clone()))
+        }
+    }
+    impl Unpark for TestUnpark {
+        fn unpark(&self) {
+            *self.0.0.lock().unwrap() = true;
+            self.0.1.notify_all();
+        }
+    }
+
+    #[test]
+    fn one_worker_parks_in_the_driver_the_other_on_its_condvar() {
+        let shared = Arc::new((
+            std::sync::Mutex::new(false),
+            std::sync::Condvar::new(),
+            StdAtomic::new(0),
+        ));
+        let p = Arc::new(Parking::new(
+            2,
+            Some(Box::new(TestDriver {
+                shared: shared.clone(),
+            })),
+        ));
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || p.park(i))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(shared.2.load(SeqCst), 1, "exactly one worker holds the driver");
+        p.unpark(0);
+        p.unpark(1);
+        for t in threads {
+            t.join().unwrap();
+        }
+        p.poll_driver();
+        assert_eq!(shared.2.load(SeqCst), 2, "poll_driver takes the free driver");
+    }
+}

@@ -1,0 +1,646 @@
+//! The runtime: shared state, spawning, `block_on`, and shutdown.
+//!
+//! # Shutdown
+//!
+//! 1. `closed` is set (SeqCst). From then on a spawn is cancelled at once, and `schedule` drops
+//!    the runnable it is given instead of queueing it (which cancels the task and drops its
+//!    future, on the thread that woke it).
+//! 2. Every worker is unparked. A worker sees `closed` at the top of its loop (so a task that is
+//!    being polled finishes that poll), drops what its local state holds, and exits; the last
+//!    worker to exit drains the policy's shared queues.
+//! 3. The shutting-down thread waits for the workers (without limit, up to a timeout, or not at
+//!    all for `shutdown_background`), and joins those that exited.
+//! 4. It takes every entry out of the registry of live tasks (`active.rs`) and wakes it: tasks
+//!    that were waiting on something are scheduled, hence dropped (step 1). Tasks that were
+//!    queued were dropped in step 2; a task that is running on a worker that has not exited is
+//!    dropped when its poll returns.
+//! 5. A `schedule` that raced with step 1 (checked `closed` too early) pushes its task, fences,
+//!    and checks `closed` again: if set, it drains the shared queues itself. A task can thus not
+//!    be stranded in a queue that nobody will read again.
+//!
+//! Each future is dropped exactly once: async-task guarantees it, and the tests count drops.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::active::Active;
+use crate::context::{self, EnterGuard};
+use crate::idle::Idle;
+use crate::metrics::{Counters, RuntimeMetrics, bump};
+use crate::park::{Driver, Parking};
+use crate::scheduler::{Notify, ScheduleReason, Scheduler};
+use crate::sync::lock;
+use crate::task::{JoinHandle, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+use crate::worker::{DynScheduler, MainTask};
+
+/// How to build a core runtime. The facade's `Builder` fills this in; most users never see it.
+pub struct Config {
+    /// Worker threads; `0` runs the single worker on the thread inside `block_on`.
+    pub worker_threads: usize,
+    /// Names worker thread `i`.
+    pub thread_name: Arc<dyn Fn(usize) -> String + Send + Sync>,
+    /// Stack size of the worker threads, or the platform default.
+    pub thread_stack_size: Option<usize>,
+    /// The I/O and timer driver, if any; without one, idle workers sleep on a condvar.
+    pub driver: Option<Box<dyn Driver>>,
+    /// Extra state for the layer above (reachable through [`Handle::extension`]).
+    pub extension: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            worker_threads: 1,
+            thread_name: Arc::new(|i| format!("rt-worker-{i}")),
+            thread_stack_size: None,
+            driver: None,
+            extension: None,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("worker_threads", &self.worker_threads)
+            .field("thread_stack_size", &self.thread_stack_size)
+            .field("driver", &self.driver.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for one spawn.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// The task's name, shown in traces and watchdog reports.
+    pub name: Option<String>,
+    /// The task's priority; `None` gives [`Priority::NORMAL`].
+    pub priority: Option<Priority>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) sched: Box<dyn DynScheduler>,
+    pub(crate) idle: Idle,
+    pub(crate) parking: Parking,
+    pub(crate) active: Active,
+    pub(crate) counters: Counters,
+    closed: AtomicBool,
+    workers: usize,
+    current_thread: bool,
+    /// Worker threads that have not exited yet, and a condvar signalled on each exit.
+    alive: Mutex<usize>,
+    exited: Condvar,
+    alive_fast: AtomicUsize,
+    /// Current-thread mode: worker 0's state while no `block_on` drives it.
+    ct_core: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Threads in `block_on` waiting for `ct_core`.
+    ct_waiters: Mutex<Vec<Thread>>,
+    extension: OnceLock<Arc<dyn Any + Send + Sync>>,
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Schedules a runnable task: the policy stores it, core wakes a worker if needed.
+    #[inline]
+    pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason) {
+        let notify = self.sched.schedule_task(self, task, reason);
+        // Pairs with the fences of the parking protocol (idle.rs) and with the `closed` store of
+        // shutdown (step 5 there).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.sched.drain_global();
+            return;
+        }
+        self.notify(notify);
+    }
+
+    pub(crate) fn notify(&self, notify: Notify) {
+        match notify {
+            Notify::None => {}
+            Notify::Any => {
+                if let Some(w) = self.idle.worker_to_notify() {
+                    self.parking.unpark(w);
+                }
+            }
+            Notify::Worker(i) if i < self.workers => {
+                if self.idle.claim_worker(i) {
+                    self.parking.unpark(i);
+                }
+            }
+            Notify::Worker(_) => self.notify(Notify::Any),
+        }
+    }
+
+    /// Polls one task on worker `index`.
+    #[inline]
+    pub(crate) fn run_task(&self, index: usize, task: Runnable) {
+        bump(&self.counters.workers[index].polls, true);
+        let span = {
+            let meta = task.metadata();
+            tracing::trace_span!("poll", task.id = meta.id().as_u64(), task.name = meta.name())
+        };
+        let _entered = span.enter();
+        crate::coop::with_budget(|| task.run());
+    }
+
+    fn worker_index_here(&self) -> Option<usize> {
+        context::current_worker()
+            .filter(|w| std::ptr::eq(w.shared, self))
+            .map(|w| w.index)
+    }
+
+    fn task_done(&self, key: crate::active::ActiveKey, id: TaskId, completed: bool) {
+        self.active.remove(key, id);
+        let (slot, owned) = self.counters.slot(self.worker_index_here());
+        bump(&slot.completed, owned);
+        if completed {
+            tracing::debug!(task.id = id.as_u64(), "task completed");
+        } else {
+            tracing::debug!(task.id = id.as_u64(), "task cancelled");
+        }
+    }
+
+    fn worker_exited(&self) {
+        let mut alive = lock(&self.alive);
+        *alive -= 1;
+        self.alive_fast.store(*alive, Ordering::SeqCst);
+        let last = *alive == 0;
+        drop(alive);
+        self.exited.notify_all();
+        if last {
+            self.sched.drain_global();
+        }
+    }
+}
+
+/// A cloneable reference to a runtime, usable from any thread: spawn tasks, read metrics.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.workers)
+            .field("current_thread", &self.shared.current_thread)
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+impl Handle {
+    /// The handle of the runtime this thread is in (a worker, `block_on`, or an
+    /// [`enter`](Handle::enter) guard).
+    pub fn try_current() -> Result<Handle, context::NoRuntime> {
+        context::try_current().ok_or(context::NoRuntime("Handle::current"))
+    }
+
+    /// Spawns a task.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with(future, SpawnOptions::default())
+    }
+
+    /// Spawns a task with a name and a priority.
+    pub fn spawn_with<F>(&self, future: F, options: SpawnOptions) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = &self.shared;
+        let id = TaskId::next();
+        let meta = TaskMeta::new(
+            id,
+            options.name.map(String::into_boxed_str),
+            options.priority.unwrap_or_default(),
+        );
+        let schedule = {
+            let shared = shared.clone();
+            async_task::WithInfo(move |task: Runnable, info: async_task::ScheduleInfo| {
+                let reason = if info.woken_while_running {
+                    ScheduleReason::Yield
+                } else {
+                    ScheduleReason::Wake
+                };
+                shared.schedule(task, reason);
+            })
+        };
+        let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
+            let on_drop = {
+                let shared = shared.clone();
+                move |completed: bool| {
+                    if let Some(key) = key {
+                        shared.task_done(key, id, completed);
+                    }
+                }
+            };
+            // SAFETY: the future borrows only the task's metadata, which async-task keeps alive
+            // for as long as the future (the crate's documented use of `spawn_unchecked`); the
+            // future and its output are `Send + 'static` otherwise, and the schedule function is
+            // `Send + Sync + 'static`, so the runnable and wakers may go to any thread.
+            let (runnable, task) = unsafe {
+                async_task::Builder::new().metadata(meta).spawn_unchecked(
+                    move |meta: &TaskMeta| TaskFuture {
+                        meta,
+                        future: Some(future),
+                        on_drop,
+                    },
+                    schedule,
+                )
+            };
+            let waker = key.map(|_| runnable.waker());
+            ((runnable, task), waker)
+        });
+        let handle = JoinHandle::new(task, runnable.waker());
+        if shared.is_closed() {
+            // Never started: dropping the runnable cancels the task.
+            drop(runnable);
+            return handle;
+        }
+        let (slot, owned) = shared.counters.slot(shared.worker_index_here());
+        bump(&slot.spawned, owned);
+        tracing::debug!(task.id = id.as_u64(), task.name = runnable.metadata().name(), "spawn");
+        shared.schedule(runnable, ScheduleReason::Spawn);
+        handle
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is dropped, so that
+    /// the free `spawn` functions and the resource types find it.
+    pub fn enter(&self) -> EnterGuard {
+        context::enter(self.clone())
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        let m = self.shared.counters.snapshot(0);
+        let alive = m.tasks_spawned.saturating_sub(m.tasks_completed);
+        RuntimeMetrics {
+            tasks_alive: alive,
+            ..m
+        }
+    }
+
+    /// Tasks registered as alive right now (for tests and diagnostics; takes locks).
+    pub fn active_tasks(&self) -> usize {
+        self.shared.active.len()
+    }
+
+    /// The number of workers (1 in current-thread mode).
+    pub fn workers(&self) -> usize {
+        self.shared.workers
+    }
+
+    /// Whether the runtime runs its single worker on the thread inside `block_on`.
+    pub fn is_current_thread(&self) -> bool {
+        self.shared.current_thread
+    }
+
+    /// Whether the runtime has shut down (or is shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// The extra state that the layer above attached at build time.
+    pub fn extension(&self) -> Option<&Arc<dyn Any + Send + Sync>> {
+        self.shared.extension.get()
+    }
+
+    /// Whether two handles refer to the same runtime.
+    pub fn ptr_eq(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+/// A running runtime: worker threads executing tasks with one scheduling policy.
+///
+/// Dropping it shuts it down (see the module docs): every task is cancelled and its future
+/// dropped, and the worker threads are joined.
+pub struct Runtime {
+    handle: Handle,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts a runtime that schedules with `scheduler`.
+    ///
+    /// Fails only if a worker thread cannot be started.
+    pub fn new<S: Scheduler>(mut scheduler: S, config: Config) -> io::Result<Runtime> {
+        let current_thread = config.worker_threads == 0;
+        let workers = config.worker_threads.max(1);
+        if workers > crate::idle::MAX_WORKERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "worker_threads = {workers}: at most {} workers are supported",
+                    crate::idle::MAX_WORKERS
+                ),
+            ));
+        }
+        scheduler.init(workers);
+        let locals: Vec<Box<dyn Any + Send>> =
+            (0..workers).map(|i| scheduler.new_local_boxed(i)).collect();
+        let shared = Arc::new(Shared {
+            sched: Box::new(scheduler),
+            idle: Idle::new(workers),
+            parking: Parking::new(workers, config.driver),
+            active: Active::new(workers),
+            counters: Counters::new(workers),
+            closed: AtomicBool::new(false),
+            workers,
+            current_thread,
+            alive: Mutex::new(0),
+            exited: Condvar::new(),
+            alive_fast: AtomicUsize::new(0),
+            ct_core: Mutex::new(None),
+            ct_waiters: Mutex::new(Vec::new()),
+            extension: OnceLock::new(),
+        });
+        if let Some(ext) = config.extension {
+            let _ = shared.extension.set(ext);
+        }
+        let mut rt = Runtime {
+            handle: Handle {
+                shared: shared.clone(),
+            },
+            threads: Vec::new(),
+        };
+        if current_thread {
+            *lock(&shared.ct_core) = locals.into_iter().next();
+            return Ok(rt);
+        }
+        for (index, mut local) in locals.into_iter().enumerate() {
+            let mut builder = thread::Builder::new().name((config.thread_name)(index));
+            if let Some(size) = config.thread_stack_size {
+                builder = builder.stack_size(size);
+            }
+            let shared2 = shared.clone();
+            *lock(&shared.alive) += 1;
+            shared.alive_fast.fetch_add(1, Ordering::SeqCst);
+            let spawned = builder.spawn(move || {
+                struct Exit<'a>(&'a Shared);
+                impl Drop for Exit<'_> {
+                    fn drop(&mut self) {
+                        self.0.worker_exited();
+                    }
+                }
+                let _exit = Exit(&shared2);
+                let _enter = context::enter(Handle {
+                    shared: shared2.clone(),
+                });
+                let _driving = context::enter_driving();
+                shared2
+                    .sched
+                    .run_worker(&shared2, index, &mut *local, None);
+                shared2.sched.drain_local(index, &mut *local);
+            });
+            match spawned {
+                Ok(t) => rt.threads.push(t),
+                Err(e) => {
+                    *lock(&shared.alive) -= 1;
+                    shared.alive_fast.fetch_sub(1, Ordering::SeqCst);
+                    // `rt` drops here and stops the workers already started.
+                    return Err(e);
+                }
+            }
+        }
+        Ok(rt)
+    }
+
+    /// A handle to this runtime.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns a task.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs `future` to completion on the current thread, with this runtime as the current one.
+    ///
+    /// In current-thread mode this thread is also the runtime's only worker: spawned tasks run
+    /// here while `future` waits.
+    ///
+    /// # Panics
+    ///
+    /// If this thread is already driving a runtime (a worker thread, or inside another
+    /// `block_on`): blocking there would stall it. The message says what to do instead.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _driving = context::enter_driving().unwrap_or_else(|msg| panic!("{msg}"));
+        let _enter = context::enter(self.handle.clone());
+        if self.handle.shared.current_thread {
+            self.block_on_current_thread(future)
+        } else {
+            futures_lite::future::block_on(future)
+        }
+    }
+
+    fn block_on_current_thread<F: Future>(&self, future: F) -> F::Output {
+        let shared = &self.handle.shared;
+        let mut future = std::pin::pin!(future);
+        let waker_state = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            thread: thread::current(),
+            shared: shared.clone(),
+        });
+        let waker = Waker::from(waker_state.clone());
+        loop {
+            let core = lock(&shared.ct_core).take();
+            if let Some(mut core) = core {
+                struct Return<'a> {
+                    shared: &'a Shared,
+                    core: Option<Box<dyn Any + Send>>,
+                }
+                impl Drop for Return<'_> {
+                    fn drop(&mut self) {
+                        *lock(&self.shared.ct_core) = self.core.take();
+                        for t in lock(&self.shared.ct_waiters).drain(..) {
+                            t.unpark();
+                        }
+                    }
+                }
+                let mut main = Main {
+                    future: future.as_mut(),
+                    state: &waker_state,
+                    waker: &waker,
+                    output: None,
+                };
+                {
+                    let mut ret = Return {
+                        shared,
+                        core: None,
+                    };
+                    shared.sched.run_worker(shared, 0, &mut *core, Some(&mut main));
+                    ret.core = Some(core);
+                }
+                if let Some(out) = main.output {
+                    return out;
+                }
+                panic!("the runtime was shut down while `block_on` was running");
+            }
+            // Another thread drives the runtime: poll our future here until it completes or
+            // the worker becomes free.
+            lock(&shared.ct_waiters).push(thread::current());
+            if waker_state.woken.swap(false, Ordering::AcqRel) {
+                let mut cx = Context::from_waker(&waker);
+                if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                    return out;
+                }
+            }
+            if lock(&shared.ct_core).is_none() {
+                thread::park();
+            }
+        }
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is dropped.
+    pub fn enter(&self) -> EnterGuard {
+        self.handle.enter()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.handle.metrics()
+    }
+
+    /// Shuts down, waiting at most `timeout` for workers stuck in a poll; those are left to
+    /// finish in the background (their tasks are dropped when their poll returns).
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    /// Shuts down without waiting for the worker threads.
+    pub fn shutdown_background(mut self) {
+        self.shutdown(Some(Duration::ZERO));
+    }
+
+    fn shutdown(&mut self, timeout: Option<Duration>) {
+        let shared = &self.handle.shared;
+        if shared.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::debug!("runtime shutting down");
+        for i in 0..shared.workers {
+            shared.parking.unpark(i);
+        }
+        for t in lock(&shared.ct_waiters).drain(..) {
+            t.unpark();
+        }
+        // A worker cannot wait for itself (the runtime dropped from inside one of its tasks).
+        let me = thread::current().id();
+        let own = usize::from(self.threads.iter().any(|t| t.thread().id() == me));
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let mut alive = lock(&shared.alive);
+        while *alive > own {
+            alive = match deadline {
+                None | Some(None) => shared.exited.wait(alive).unwrap_or_else(|e| e.into_inner()),
+                Some(Some(d)) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break;
+                    }
+                    shared
+                        .exited
+                        .wait_timeout(alive, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+        }
+        drop(alive);
+        for t in std::mem::take(&mut self.threads) {
+            if t.is_finished() {
+                let _ = t.join();
+            }
+        }
+        if let Some(mut core) = lock(&shared.ct_core).take() {
+            shared.sched.drain_local(0, &mut *core);
+        }
+        if shared.alive_fast.load(Ordering::SeqCst) == 0 {
+            shared.sched.drain_global();
+        }
+        for waker in shared.active.drain() {
+            waker.wake();
+        }
+        if shared.alive_fast.load(Ordering::SeqCst) == 0 {
+            shared.sched.drain_global();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+struct MainWaker {
+    woken: AtomicBool,
+    thread: Thread,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            self.shared.parking.unpark(0);
+            self.thread.unpark();
+        }
+    }
+}
+
+struct Main<'a, T> {
+    future: Pin<&'a mut dyn Future<Output = T>>,
+    state: &'a MainWaker,
+    waker: &'a Waker,
+    output: Option<T>,
+}
+
+impl<T> MainTask for Main<'_, T> {
+    fn take_woken(&self) -> bool {
+        self.state.woken.load(Ordering::Acquire) && self.state.woken.swap(false, Ordering::AcqRel)
+    }
+
+    fn poll(&mut self) -> bool {
+        let mut cx = Context::from_waker(self.waker);
+        match self.future.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => {
+                self.output = Some(v);
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The synchronisation primitives of the park/idle protocol, swapped for loom's under
+//! `--cfg loom` so that the protocol can be model-checked.
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicUsize, fence};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Locks, ignoring poisoning: the protected data of this crate stays consistent across a panic
+/// (every critical section is a few non-panicking operations).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

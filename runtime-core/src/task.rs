@@ -1,0 +1,372 @@
+//! The task harness: task identity and metadata, the future wrapper that catches panics and
+//! honours `abort`, and [`JoinHandle`] / [`JoinError`].
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+/// A runnable task, as a scheduler stores it. Running it ([`async_task::Runnable::run`]) polls
+/// the task's future once; core does that, a scheduler only queues it.
+pub type Runnable = async_task::Runnable<TaskMeta>;
+
+/// A task's identifier, unique within the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(u64);
+
+impl TaskId {
+    pub(crate) fn next() -> TaskId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The identifier as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A task's priority: a number that a scheduler may read. Higher is more urgent.
+///
+/// Schedulers that have no notion of priority (FIFO, work-stealing) carry it and ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Priority(pub u8);
+
+impl Priority {
+    /// Work that may wait for everything else.
+    pub const BACKGROUND: Priority = Priority(0);
+    /// Less urgent than the default.
+    pub const LOW: Priority = Priority(64);
+    /// The default priority of a task.
+    pub const NORMAL: Priority = Priority(128);
+    /// More urgent than the default.
+    pub const HIGH: Priority = Priority(192);
+    /// Latency-critical work.
+    pub const CRITICAL: Priority = Priority(255);
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Priority::NORMAL
+    }
+}
+
+/// What the runtime knows about a task, readable by a scheduler through
+/// [`Runnable::metadata`](async_task::Runnable::metadata).
+pub struct TaskMeta {
+    id: TaskId,
+    name: Option<Box<str>>,
+    priority: AtomicU8,
+    /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
+    aborted: AtomicBool,
+}
+
+impl TaskMeta {
+    pub(crate) fn new(id: TaskId, name: Option<Box<str>>, priority: Priority) -> TaskMeta {
+        TaskMeta {
+            id,
+            name,
+            priority: AtomicU8::new(priority.0),
+            aborted: AtomicBool::new(false),
+        }
+    }
+
+    /// The task's identifier.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The task's current priority.
+    pub fn priority(&self) -> Priority {
+        Priority(self.priority.load(Ordering::Relaxed))
+    }
+
+    /// Changes the priority; a scheduler sees it the next time the task is scheduled.
+    pub fn set_priority(&self, priority: Priority) {
+        self.priority.store(priority.0, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for TaskMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskMeta")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("priority", &self.priority())
+            .finish()
+    }
+}
+
+/// Why a task did not produce its output.
+pub struct JoinError {
+    id: TaskId,
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    // The mutex only makes the error `Sync`; the payload is taken once, by value.
+    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled(id: TaskId) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(id: TaskId, payload: Box<dyn Any + Send>) -> JoinError {
+        JoinError {
+            id,
+            repr: Repr::Panic(Mutex::new(payload)),
+        }
+    }
+
+    /// The task was cancelled: aborted through its handle, or dropped by a runtime shutdown.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// The task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The id of the task that failed.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The panic payload, to resume the panic with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// If the task was cancelled rather than panicking; see [`try_into_panic`](Self::try_into_panic).
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("JoinError::into_panic called on a cancelled task; check is_panic() first")
+    }
+
+    /// The panic payload, or the error back if the task was cancelled.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Cancelled => Err(self),
+        }
+    }
+
+    fn panic_message(&self) -> Option<String> {
+        let Repr::Panic(p) = &self.repr else {
+            return None;
+        };
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        p.downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "task {} was cancelled", self.id),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "task {} panicked with message {msg:?}", self.id),
+                None => write!(f, "task {} panicked", self.id),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => write!(f, "JoinError::Cancelled({})", self.id),
+            Repr::Panic(_) => match self.panic_message() {
+                Some(msg) => write!(f, "JoinError::Panic({}, {msg:?})", self.id),
+                None => write!(f, "JoinError::Panic({}, ..)", self.id),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e.to_string())
+    }
+}
+
+/// A handle to a spawned task, to await its output.
+///
+/// Follows tokio's semantics: awaiting it gives `Ok(output)`, or a [`JoinError`] if the task
+/// panicked or was cancelled; dropping it detaches the task, which keeps running;
+/// [`abort`](Self::abort) cancels it.
+pub struct JoinHandle<T> {
+    task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskMeta>>,
+    /// The task's metadata, which lives in the task's allocation; only read while `task` is
+    /// `Some` (`FallibleTask` has no accessor for it).
+    meta: NonNull<TaskMeta>,
+    waker: Option<Waker>,
+    id: TaskId,
+}
+
+// SAFETY: the only field that is not automatically `Send`/`Sync` is `meta`, a pointer to a
+// `TaskMeta` (which is `Send + Sync`: atomics and an immutable name) that is read only through
+// `&self` while `task` keeps the allocation alive. Everything else is `Send` when `T: Send`.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: as above; `&JoinHandle` gives access only to `TaskMeta` (Sync), `Waker` (Sync) and
+// `FallibleTask::is_finished`, which only reads atomics.
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(
+        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
+        waker: Waker,
+    ) -> JoinHandle<T> {
+        let id = task.metadata().id;
+        let meta = NonNull::from(task.metadata());
+        JoinHandle {
+            task: Some(task.fallible()),
+            meta,
+            waker: Some(waker),
+            id,
+        }
+    }
+
+    /// Cancels the task. If it has not finished yet, its future is dropped the next time a
+    /// worker would poll it (right away if it is waiting), and awaiting this handle gives a
+    /// cancelled [`JoinError`]. A task that already finished keeps its output.
+    pub fn abort(&self) {
+        if let (Some(task), Some(waker), Some(meta)) = (&self.task, &self.waker, self.metadata()) {
+            if !task.is_finished() {
+                meta.aborted.store(true, Ordering::Release);
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Whether the task has finished: completed, panicked, or been cancelled.
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The task's metadata (name, priority), while the handle is still awaitable.
+    pub fn metadata(&self) -> Option<&TaskMeta> {
+        // SAFETY: `task` holds a reference to the task, so its allocation, where the metadata
+        // lives, is not freed while it is `Some`; the borrow is tied to `&self`.
+        self.task.as_ref().map(|_| unsafe { self.meta.as_ref() })
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let Some(task) = self.task.as_mut() else {
+            panic!("JoinHandle polled after it returned its result");
+        };
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let out = std::task::ready!(Pin::new(task).poll(cx));
+        self.task = None;
+        self.waker = None;
+        Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Wraps every spawned future: catches panics, honours `abort`, and tells `on_drop` when the
+/// future is gone (completed, cancelled, or dropped at shutdown).
+pub(crate) struct TaskFuture<'a, F, D: FnMut(bool)> {
+    pub(crate) meta: &'a TaskMeta,
+    /// `None` once the future completed or was cancelled.
+    pub(crate) future: Option<F>,
+    /// Called once, when the future is dropped; the argument says whether the task ran to
+    /// completion (output or panic) rather than being cancelled.
+    pub(crate) on_drop: D,
+}
+
+impl<F: Future, D: FnMut(bool)> Future for TaskFuture<'_, F, D> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of its `Option` while
+        // pinned (it is only dropped in place through `set(None)` or with `Self`), and `meta` and
+        // `on_drop` are not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let id = this.meta.id;
+        if this.meta.aborted.load(Ordering::Acquire) {
+            this.drop_future(false);
+            return Poll::Ready(Err(JoinError::cancelled(id)));
+        }
+        let Some(fut) = this.future.as_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled(id)));
+        };
+        // SAFETY: see above, `fut` stays where it is until it is dropped in place.
+        let fut = unsafe { Pin::new_unchecked(fut) };
+        let out = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(payload) => Err(JoinError::panic(id, payload)),
+        };
+        this.drop_future(true);
+        Poll::Ready(out)
+    }
+}
+
+impl<F, D: FnMut(bool)> TaskFuture<'_, F, D> {
+    fn drop_future(&mut self, completed: bool) {
+        if self.future.is_some() {
+            // A panicking destructor must not take the worker down.
+            let _ = catch_unwind(AssertUnwindSafe(|| self.future = None));
+            (self.on_drop)(completed);
+        }
+    }
+}
+
+impl<F, D: FnMut(bool)> Drop for TaskFuture<'_, F, D> {
+    fn drop(&mut self) {
+        self.drop_future(false);
+    }
+}
