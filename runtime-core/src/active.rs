@@ -31,8 +31,11 @@ pub(crate) struct ActiveKey {
     index: u32,
 }
 
+/// One shard: each live task's id and a waker for it.
+type Shard = Mutex<Slab<(TaskId, Waker)>>;
+
 pub(crate) struct Active {
-    shards: Box<[Mutex<Slab<(TaskId, Waker)>>]>,
+    shards: Box<[Shard]>,
     mask: usize,
 }
 

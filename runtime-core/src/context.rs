@@ -41,6 +41,13 @@ pub(crate) struct WorkerRef {
 #[derive(Debug, Clone)]
 pub struct NoRuntime(pub(crate) &'static str);
 
+impl NoRuntime {
+    /// The error for a call to `what` (a function's name) made outside a runtime.
+    pub fn new(what: &'static str) -> NoRuntime {
+        NoRuntime(what)
+    }
+}
+
 impl fmt::Display for NoRuntime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

@@ -144,7 +144,10 @@ mod tests {
         let w = idle.worker_to_notify().expect("a sleeper");
         assert_eq!(idle.counts(), (1, 1));
         assert_eq!(idle.worker_to_notify(), None, "a searcher is already awake");
-        assert!(idle.transition_from_parked(w), "a notified worker is searching");
+        assert!(
+            idle.transition_from_parked(w),
+            "a notified worker is searching"
+        );
         assert!(idle.transition_from_searching(), "it was the last searcher");
         assert_eq!(idle.counts(), (1, 0));
         let other = idle.worker_to_notify().expect("the second sleeper");

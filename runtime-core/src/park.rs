@@ -52,8 +52,14 @@ struct WorkerParker {
     cvar: Condvar,
 }
 
+/// The driver, taken by one idle worker at a time, and its unpark handle.
+struct SharedDriver {
+    driver: std::sync::Mutex<Box<dyn Driver>>,
+    unpark: Arc<dyn Unpark>,
+}
+
 pub(crate) struct Parking {
-    driver: Option<(std::sync::Mutex<Box<dyn Driver>>, Arc<dyn Unpark>)>,
+    driver: Option<SharedDriver>,
     workers: Box<[WorkerParker]>,
 }
 
@@ -69,9 +75,9 @@ impl fmt::Debug for Parking {
 impl Parking {
     pub(crate) fn new(workers: usize, driver: Option<Box<dyn Driver>>) -> Parking {
         Parking {
-            driver: driver.map(|d| {
-                let unpark = d.unparker();
-                (std::sync::Mutex::new(d), unpark)
+            driver: driver.map(|d| SharedDriver {
+                unpark: d.unparker(),
+                driver: std::sync::Mutex::new(d),
             }),
             workers: (0..workers)
                 .map(|_| WorkerParker {
@@ -86,11 +92,14 @@ impl Parking {
     /// Parks worker `index` until it is unparked (or spuriously).
     pub(crate) fn park(&self, index: usize) {
         let p = &self.workers[index];
-        if p.state.compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst).is_ok() {
+        if p.state
+            .compare_exchange(NOTIFIED, EMPTY, SeqCst, SeqCst)
+            .is_ok()
+        {
             return;
         }
-        if let Some((driver, _)) = &self.driver {
-            if let Ok(mut driver) = driver.try_lock() {
+        if let Some(shared) = &self.driver {
+            if let Ok(mut driver) = shared.driver.try_lock() {
                 if p.state
                     .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
                     .is_err()
@@ -132,8 +141,8 @@ impl Parking {
                 p.cvar.notify_one();
             }
             PARKED_DRIVER => {
-                if let Some((_, unpark)) = &self.driver {
-                    unpark.unpark();
+                if let Some(shared) = &self.driver {
+                    shared.unpark.unpark();
                 }
             }
             _ => {}
@@ -143,8 +152,8 @@ impl Parking {
     /// Lets a busy worker dispatch ready I/O and expired timers without blocking, if no other
     /// worker holds the driver.
     pub(crate) fn poll_driver(&self) {
-        if let Some((driver, _)) = &self.driver {
-            if let Ok(mut driver) = driver.try_lock() {
+        if let Some(shared) = &self.driver {
+            if let Ok(mut driver) = shared.driver.try_lock() {
                 driver.park(Some(Duration::ZERO));
             }
         }
@@ -233,13 +242,21 @@ mod tests {
             })
             .collect();
         std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(shared.2.load(SeqCst), 1, "exactly one worker holds the driver");
+        assert_eq!(
+            shared.2.load(SeqCst),
+            1,
+            "exactly one worker holds the driver"
+        );
         p.unpark(0);
         p.unpark(1);
         for t in threads {
             t.join().unwrap();
         }
         p.poll_driver();
-        assert_eq!(shared.2.load(SeqCst), 2, "poll_driver takes the free driver");
+        assert_eq!(
+            shared.2.load(SeqCst),
+            2,
+            "poll_driver takes the free driver"
+        );
     }
 }

@@ -149,7 +149,11 @@ impl Shared {
         bump(&self.counters.workers[index].polls, true);
         let span = {
             let meta = task.metadata();
-            tracing::trace_span!("poll", task.id = meta.id().as_u64(), task.name = meta.name())
+            tracing::trace_span!(
+                "poll",
+                task.id = meta.id().as_u64(),
+                task.name = meta.name()
+            )
         };
         let _entered = span.enter();
         crate::coop::with_budget(|| task.run());
@@ -275,7 +279,11 @@ impl Handle {
         }
         let (slot, owned) = shared.counters.slot(shared.worker_index_here());
         bump(&slot.spawned, owned);
-        tracing::debug!(task.id = id.as_u64(), task.name = runnable.metadata().name(), "spawn");
+        tracing::debug!(
+            task.id = id.as_u64(),
+            task.name = runnable.metadata().name(),
+            "spawn"
+        );
         shared.schedule(runnable, ScheduleReason::Spawn);
         handle
     }
@@ -412,9 +420,7 @@ impl Runtime {
                     shared: shared2.clone(),
                 });
                 let _driving = context::enter_driving();
-                shared2
-                    .sched
-                    .run_worker(&shared2, index, &mut *local, None);
+                shared2.sched.run_worker(&shared2, index, &mut *local, None);
                 shared2.sched.drain_local(index, &mut *local);
             });
             match spawned {
@@ -474,7 +480,7 @@ impl Runtime {
         let waker = Waker::from(waker_state.clone());
         loop {
             let core = lock(&shared.ct_core).take();
-            if let Some(mut core) = core {
+            if let Some(core) = core {
                 struct Return<'a> {
                     shared: &'a Shared,
                     core: Option<Box<dyn Any + Send>>,
@@ -494,12 +500,14 @@ impl Runtime {
                     output: None,
                 };
                 {
+                    // The guard owns the core during the run, so that a panic unwinding out of
+                    // the main future still returns it for the next `block_on`.
                     let mut ret = Return {
                         shared,
-                        core: None,
+                        core: Some(core),
                     };
-                    shared.sched.run_worker(shared, 0, &mut *core, Some(&mut main));
-                    ret.core = Some(core);
+                    let core = ret.core.as_deref_mut().expect("just stored");
+                    shared.sched.run_worker(shared, 0, core, Some(&mut main));
                 }
                 if let Some(out) = main.output {
                     return out;

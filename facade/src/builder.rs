@@ -1,0 +1,260 @@
+//! [`Builder`] and [`BuildError`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use runtime_core::{Config, Scheduler};
+
+use crate::Runtime;
+
+/// The scheduler names that [`Builder::scheduler_name`] and `RUNTIME_SCHEDULER` accept.
+pub const SCHEDULERS: &[&str] = &["fifo"];
+
+/// The largest accepted `worker_threads`.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+/// Starts a core runtime with the chosen policy.
+type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + Send>;
+
+/// Builds a [`Runtime`]: pick the scheduler, the number of workers, thread names.
+///
+/// Settings are checked in [`build`](Builder::build), which names the bad setting, the value and
+/// the valid choices.
+///
+/// ```
+/// let rt = facade::Builder::new().fifo().worker_threads(2).build()?;
+/// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+/// # Ok::<(), facade::BuildError>(())
+/// ```
+pub struct Builder {
+    scheduler: (String, Start),
+    worker_threads: Option<usize>,
+    thread_name: Option<String>,
+    thread_stack_size: Option<usize>,
+    /// The first invalid setting, reported by `build`.
+    error: Option<BuildError>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("scheduler", &self.scheduler.0)
+            .field("worker_threads", &self.worker_threads)
+            .field("thread_name", &self.thread_name)
+            .field("thread_stack_size", &self.thread_stack_size)
+            .finish()
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The defaults: FIFO scheduler, one worker per core.
+    pub fn new() -> Builder {
+        Builder {
+            scheduler: ("fifo".into(), start_with(sched_fifo::Fifo::new())),
+            worker_threads: None,
+            thread_name: None,
+            thread_stack_size: None,
+            error: None,
+        }
+    }
+
+    /// The defaults, then the settings found in the environment:
+    /// `RUNTIME_SCHEDULER` (one of [`SCHEDULERS`]) and `RUNTIME_WORKER_THREADS` (a number,
+    /// `0` for current-thread mode). A variable that is set but invalid makes
+    /// [`build`](Builder::build) fail with an error that names it.
+    ///
+    /// ```
+    /// // With neither variable set, this is `Builder::new()`.
+    /// let rt = facade::Builder::from_env().build()?;
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn from_env() -> Builder {
+        let mut b = Builder::new();
+        if let Some(name) = env_var("RUNTIME_SCHEDULER") {
+            b = b.scheduler_setting("RUNTIME_SCHEDULER", &name);
+        }
+        if let Some(n) = env_var("RUNTIME_WORKER_THREADS") {
+            match n.trim().parse::<usize>() {
+                Ok(n) => b = b.threads_setting("RUNTIME_WORKER_THREADS", n),
+                Err(_) => {
+                    b.fail(BuildError::invalid(
+                        "RUNTIME_WORKER_THREADS",
+                        &n,
+                        format!("a whole number from 0 to {MAX_WORKER_THREADS} (0: run on the thread that calls block_on)"),
+                    ));
+                }
+            }
+        }
+        b
+    }
+
+    /// Schedules with one shared first-in, first-out queue (`sched-fifo`).
+    pub fn fifo(mut self) -> Builder {
+        self.scheduler = ("fifo".into(), start_with(sched_fifo::Fifo::new()));
+        self
+    }
+
+    /// Schedules with the policy named `name`, one of [`SCHEDULERS`].
+    pub fn scheduler_name(self, name: &str) -> Builder {
+        self.scheduler_setting("scheduler", name)
+    }
+
+    /// Schedules with your own policy.
+    ///
+    /// ```
+    /// # use runtime_core::{Runnable, ScheduleInfo, Scheduler};
+    /// # #[derive(Default)] struct Mine(std::sync::Mutex<Vec<Runnable>>);
+    /// # impl Scheduler for Mine {
+    /// #     type Local = ();
+    /// #     fn schedule(&self, t: Runnable, _: ScheduleInfo, _: Option<&mut ()>) { self.0.lock().unwrap().insert(0, t) }
+    /// #     fn next(&self, _: usize, _: &mut ()) -> Option<Runnable> { self.0.lock().unwrap().pop() }
+    /// # }
+    /// let rt = facade::Builder::new().custom(Mine::default()).build()?;
+    /// assert_eq!(rt.scheduler(), "custom");
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn custom<S: Scheduler>(mut self, scheduler: S) -> Builder {
+        self.scheduler = ("custom".into(), start_with(scheduler));
+        self
+    }
+
+    /// Number of worker threads, from 0 to [`MAX_WORKER_THREADS`]. The default is the number of
+    /// cores. `0` is current-thread mode: no worker threads; the thread that calls
+    /// [`Runtime::block_on`] is the only worker, and tasks run only while it is inside
+    /// `block_on`.
+    pub fn worker_threads(self, n: usize) -> Builder {
+        self.threads_setting("worker_threads", n)
+    }
+
+    /// Worker threads are named `"{name}-{index}"` (default `"rt-worker-{index}"`).
+    pub fn thread_name(mut self, name: impl Into<String>) -> Builder {
+        self.thread_name = Some(name.into());
+        self
+    }
+
+    /// Stack size of the worker threads, in bytes (at least 16 KiB).
+    pub fn thread_stack_size(mut self, bytes: usize) -> Builder {
+        if bytes < 16 * 1024 {
+            self.fail(BuildError::invalid(
+                "thread_stack_size",
+                &bytes.to_string(),
+                "at least 16384 bytes".into(),
+            ));
+        } else {
+            self.thread_stack_size = Some(bytes);
+        }
+        self
+    }
+
+    /// Starts the runtime, or says which setting is wrong.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let workers = self.worker_threads.unwrap_or_else(num_cpus::get);
+        let name = self.thread_name.unwrap_or_else(|| "rt-worker".into());
+        let config = Config {
+            worker_threads: workers,
+            thread_name: Arc::new(move |i| format!("{name}-{i}")),
+            thread_stack_size: self.thread_stack_size,
+            ..Config::default()
+        };
+        let (scheduler, start) = self.scheduler;
+        let inner = start(config).map_err(|e| BuildError {
+            kind: BuildErrorKind::ThreadSpawn,
+            message: format!("could not start the worker threads: {e}"),
+        })?;
+        tracing::debug!(scheduler, workers, "runtime started");
+        Ok(Runtime::from_core(inner, scheduler))
+    }
+
+    fn scheduler_setting(mut self, setting: &str, name: &str) -> Builder {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "fifo" => self.fifo(),
+            _ => {
+                self.fail(BuildError::invalid(
+                    setting,
+                    name,
+                    format!("one of: {}", SCHEDULERS.join(", ")),
+                ));
+                self
+            }
+        }
+    }
+
+    fn threads_setting(mut self, setting: &str, n: usize) -> Builder {
+        if n > MAX_WORKER_THREADS {
+            self.fail(BuildError::invalid(
+                setting,
+                &n.to_string(),
+                format!("0 to {MAX_WORKER_THREADS} (0: run on the thread that calls block_on)"),
+            ));
+        } else {
+            self.worker_threads = Some(n);
+        }
+        self
+    }
+
+    fn fail(&mut self, e: BuildError) {
+        self.error.get_or_insert(e);
+    }
+}
+
+fn start_with<S: Scheduler>(scheduler: S) -> Start {
+    Box::new(move |config| runtime_core::Runtime::new(scheduler, config))
+}
+
+fn env_var(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if v.trim().is_empty() => None,
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(v)) => Some(v.to_string_lossy().into_owned()),
+    }
+}
+
+/// What kind of failure a [`BuildError`] is.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildErrorKind {
+    /// A setting (or environment variable) has a value outside its valid range.
+    InvalidSetting,
+    /// The operating system refused to start a worker thread.
+    ThreadSpawn,
+}
+
+/// Why [`Builder::build`] failed. Its message names the setting, the bad value and the valid
+/// choices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildError {
+    kind: BuildErrorKind,
+    message: String,
+}
+
+impl BuildError {
+    fn invalid(setting: &str, value: &str, valid: String) -> BuildError {
+        BuildError {
+            kind: BuildErrorKind::InvalidSetting,
+            message: format!("invalid {setting} = {value:?}: expected {valid}"),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> BuildErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}

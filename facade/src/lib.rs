@@ -1,0 +1,85 @@
+//! An async runtime whose scheduler is a plug-in.
+//!
+//! Build a [`Runtime`] with [`Builder`], choosing the scheduling policy with one call (or the
+//! `RUNTIME_SCHEDULER` environment variable through [`Builder::from_env`]); application code does
+//! not change when the policy does.
+//!
+//! The smallest program:
+//!
+//! ```
+//! facade::block_on(async { println!("hello") });
+//! ```
+//!
+//! A runtime of your own, with tasks:
+//!
+//! ```
+//! let rt = facade::Builder::new().fifo().worker_threads(2).build()?;
+//! let sum = rt.block_on(async {
+//!     let tasks: Vec<_> = (0..10u64).map(|i| facade::spawn(async move { i * i })).collect();
+//!     let mut sum = 0;
+//!     for t in tasks {
+//!         sum += t.await.unwrap();
+//!     }
+//!     sum
+//! });
+//! assert_eq!(sum, 285);
+//! # Ok::<(), facade::BuildError>(())
+//! ```
+//!
+//! Writing a scheduler: implement [`runtime_core::Scheduler`] and pass it to
+//! [`Builder::custom`].
+
+mod builder;
+mod runtime;
+pub mod task;
+
+use std::future::Future;
+use std::sync::OnceLock;
+
+pub use builder::{BuildError, BuildErrorKind, Builder, MAX_WORKER_THREADS, SCHEDULERS};
+pub use runtime::{Handle, Runtime};
+pub use runtime_core::{
+    EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
+    yield_now,
+};
+
+/// Spawns a task on the current runtime.
+///
+/// # Panics
+///
+/// Outside a runtime (no task, `block_on` or `enter` guard on this thread), with a message that
+/// says what to do.
+///
+/// ```
+/// facade::block_on(async {
+///     let h = facade::spawn(async { 2 + 2 });
+///     assert_eq!(h.await.unwrap(), 4);
+/// });
+/// ```
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime_core::Handle::try_current() {
+        Ok(h) => h.spawn(future),
+        Err(_) => panic!("{}", runtime_core::NoRuntime::new("facade::spawn")),
+    }
+}
+
+/// Runs `future` to completion on a default runtime, built on first use with
+/// [`Builder::from_env`] and kept for the life of the process.
+///
+/// # Panics
+///
+/// If the environment holds an invalid setting (the message names it), or when called where
+/// blocking would stall a runtime (inside a task or another `block_on`).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    static DEFAULT: OnceLock<Runtime> = OnceLock::new();
+    let rt = DEFAULT.get_or_init(|| {
+        Builder::from_env()
+            .build()
+            .unwrap_or_else(|e| panic!("facade::block_on could not build the default runtime: {e}"))
+    });
+    rt.block_on(future)
+}

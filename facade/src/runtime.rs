@@ -1,0 +1,150 @@
+//! [`Runtime`] and [`Handle`].
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use runtime_core::{EnterGuard, JoinHandle, RuntimeMetrics, SpawnOptions};
+
+/// A running runtime. Build one with [`Builder`](crate::Builder).
+///
+/// Dropping it shuts it down: every task still alive is cancelled and its future dropped, and
+/// the worker threads are joined.
+pub struct Runtime {
+    inner: runtime_core::Runtime,
+    handle: Handle,
+    scheduler: String,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("scheduler", &self.scheduler)
+            .field("workers", &self.handle.inner.workers())
+            .finish()
+    }
+}
+
+impl Runtime {
+    pub(crate) fn from_core(inner: runtime_core::Runtime, scheduler: String) -> Runtime {
+        let handle = Handle {
+            inner: inner.handle().clone(),
+        };
+        Runtime {
+            inner,
+            handle,
+            scheduler,
+        }
+    }
+
+    /// Runs `future` to completion on this thread, with this runtime as the current one (so
+    /// [`spawn`](crate::spawn) works inside it). In current-thread mode, spawned tasks run on
+    /// this thread meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// When called on a thread that already drives a runtime (a task, or another `block_on`):
+    /// use `.await` there instead.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.inner.block_on(future)
+    }
+
+    /// Spawns a task on this runtime.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// A cloneable handle, usable from any thread.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is dropped.
+    pub fn enter(&self) -> EnterGuard {
+        self.inner.enter()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.inner.metrics()
+    }
+
+    /// The scheduler's name (`"fifo"`, …, `"custom"`).
+    pub fn scheduler(&self) -> &str {
+        &self.scheduler
+    }
+
+    /// Shuts down, waiting at most `timeout` for a worker that is stuck inside a poll.
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.inner.shutdown_timeout(timeout);
+    }
+
+    /// Shuts down without waiting for the worker threads to exit.
+    pub fn shutdown_background(self) {
+        self.inner.shutdown_background();
+    }
+}
+
+/// A cloneable reference to a runtime: spawn on it from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) inner: runtime_core::Handle,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl Handle {
+    /// The runtime of the current thread.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime, with a message that says where to call it from.
+    pub fn current() -> Handle {
+        Handle::try_current().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The runtime of the current thread, if there is one.
+    pub fn try_current() -> Result<Handle, runtime_core::NoRuntime> {
+        runtime_core::Handle::try_current().map(|inner| Handle { inner })
+    }
+
+    /// Spawns a task on this runtime.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(future)
+    }
+
+    pub(crate) fn spawn_with<F>(&self, future: F, options: SpawnOptions) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn_with(future, options)
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is dropped.
+    pub fn enter(&self) -> EnterGuard {
+        self.inner.enter()
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        self.inner.metrics()
+    }
+
+    /// The core handle, for code written against `runtime-core`.
+    pub fn as_core(&self) -> &runtime_core::Handle {
+        &self.inner
+    }
+}

@@ -1,0 +1,71 @@
+//! Spawning with options: [`Builder`].
+
+use std::future::Future;
+
+use runtime_core::{JoinHandle, Priority, SpawnOptions};
+
+use crate::Handle;
+
+/// Spawns a task with a name and a priority.
+///
+/// The name appears in traces (and in watchdog reports). The priority is read by schedulers that
+/// have priorities; FIFO and work-stealing carry it and ignore it.
+///
+/// ```
+/// use facade::{Priority, task};
+///
+/// facade::block_on(async {
+///     let h = task::Builder::new()
+///         .name("control-loop")
+///         .priority(Priority::HIGH)
+///         .spawn(async { 5 });
+///     assert_eq!(h.await.unwrap(), 5);
+/// });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    options: SpawnOptions,
+}
+
+impl Builder {
+    /// No name, default priority.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The task's name.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.options.name = Some(name.into());
+        self
+    }
+
+    /// The task's priority.
+    pub fn priority(mut self, priority: Priority) -> Builder {
+        self.options.priority = Some(priority);
+        self
+    }
+
+    /// Spawns on the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime, with a message that says what to do.
+    pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = Handle::try_current()
+            .unwrap_or_else(|_| panic!("{}", runtime_core::NoRuntime::new("task::Builder::spawn")));
+        handle.spawn_with(future, self.options)
+    }
+
+    /// Spawns on the runtime of `handle`.
+    pub fn spawn_on<F>(self, future: F, handle: &Handle) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        handle.spawn_with(future, self.options)
+    }
+}

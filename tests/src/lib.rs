@@ -1,0 +1,39 @@
+//! The conformance suite: the same tests for every scheduler.
+//!
+//! [`conformance_suite!`] instantiates every test in [`suite`] for one scheduler, in a module
+//! named after it, so `cargo test -p conformance fifo` runs FIFO's suite (`fifo::spawn_join`,
+//! …). Adding a scheduler to the suite is one line in `tests/schedulers.rs`.
+
+pub mod suite;
+pub mod util;
+
+/// `conformance_suite!(name, |workers| builder)` generates module `name` with one `#[test]` per
+/// conformance test, each building its runtimes with the given closure.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            fn make(workers: usize) -> facade::Builder {
+                let f: fn(usize) -> facade::Builder = $make;
+                f(workers)
+            }
+            $crate::conformance_suite!(@tests
+                spawn_join, many_tasks, nested_spawn, spawn_from_foreign_thread,
+                wake_from_foreign_thread, yield_fairness, panic_gives_join_error, abort, detach,
+                current_thread, shutdown_drops_every_future_once, block_on_inside_runtime_fails,
+                spawn_outside_runtime_fails, spawn_after_shutdown_is_cancelled,
+                shutdown_timeout_does_not_wait_for_a_stuck_worker, shutdown_background_returns,
+                drop_while_panicking, metrics_count_tasks, ping_pong,
+                task_names_and_priorities_are_carried
+            );
+        }
+    };
+    (@tests $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::suite::$test(make);
+            }
+        )*
+    };
+}
