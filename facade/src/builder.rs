@@ -75,11 +75,16 @@ impl Builder {
     /// # Ok::<(), facade::BuildError>(())
     /// ```
     pub fn from_env() -> Builder {
+        Builder::from_lookup(env_var)
+    }
+
+    /// `from_env` over any source of variables (tests pass a map).
+    fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Builder {
         let mut b = Builder::new();
-        if let Some(name) = env_var("RUNTIME_SCHEDULER") {
+        if let Some(name) = var("RUNTIME_SCHEDULER") {
             b = b.scheduler_setting("RUNTIME_SCHEDULER", &name);
         }
-        if let Some(n) = env_var("RUNTIME_WORKER_THREADS") {
+        if let Some(n) = var("RUNTIME_WORKER_THREADS") {
             match n.trim().parse::<usize>() {
                 Ok(n) => b = b.threads_setting("RUNTIME_WORKER_THREADS", n),
                 Err(_) => {
@@ -258,3 +263,98 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Builder {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Builder::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    #[test]
+    fn unknown_scheduler_names_the_variable_the_value_and_the_choices() {
+        let e = env(&[("RUNTIME_SCHEDULER", "bogus")]).build().unwrap_err();
+        assert_eq!(e.kind(), BuildErrorKind::InvalidSetting);
+        let msg = e.to_string();
+        assert!(msg.contains("RUNTIME_SCHEDULER"), "{msg}");
+        assert!(msg.contains("bogus"), "{msg}");
+        for name in SCHEDULERS {
+            assert!(msg.contains(name), "{msg}");
+        }
+    }
+
+    #[test]
+    fn unparsable_and_absurd_thread_counts_are_errors() {
+        let e = env(&[("RUNTIME_WORKER_THREADS", "two")])
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("RUNTIME_WORKER_THREADS"));
+        assert!(e.to_string().contains("\"two\""));
+        let e = env(&[("RUNTIME_WORKER_THREADS", "-1")])
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("0 to 1024"), "{e}");
+        let e = Builder::new()
+            .worker_threads(1_000_000)
+            .build()
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("worker_threads") && msg.contains("1000000"),
+            "{msg}"
+        );
+        assert!(Builder::new().thread_stack_size(10).build().is_err());
+    }
+
+    #[test]
+    fn valid_environment_is_applied() {
+        let rt = env(&[
+            ("RUNTIME_SCHEDULER", " FIFO "),
+            ("RUNTIME_WORKER_THREADS", "0"),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(rt.scheduler(), "fifo");
+        assert!(rt.handle().as_core().is_current_thread());
+        let rt = env(&[("RUNTIME_WORKER_THREADS", "3"), ("RUNTIME_SCHEDULER", "")])
+            .build()
+            .unwrap();
+        assert_eq!(rt.metrics().workers.len(), 3);
+    }
+
+    #[test]
+    fn the_first_bad_setting_is_reported() {
+        let e = Builder::new()
+            .scheduler_name("nope")
+            .worker_threads(5000)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn thread_names_are_applied() {
+        let rt = Builder::new()
+            .worker_threads(1)
+            .thread_name("my-pool")
+            .build()
+            .unwrap();
+        let name = rt.block_on(async {
+            crate::spawn(async { std::thread::current().name().map(str::to_string) })
+                .await
+                .unwrap()
+        });
+        assert_eq!(name.as_deref(), Some("my-pool-0"));
+    }
+}

@@ -21,7 +21,7 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use crate::sync::lock;
+use crate::sync::lock_std as lock;
 use crate::task::TaskId;
 
 /// Where a task's entry lives.

@@ -123,7 +123,7 @@ impl Idle {
         }
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(loom)))]
     pub(crate) fn counts(&self) -> (usize, usize) {
         let s = self.state.load(SeqCst);
         (unparked(s), searching(s))
@@ -170,40 +170,58 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize as Queue;
 
-    /// A producer schedules one task while a worker looks for work and parks. The task must be
-    /// either seen by the worker's second look or announced to it by a notify: never neither.
-    #[test]
-    fn no_lost_wakeup() {
-        loom::model(|| {
-            let idle = Arc::new(Idle::new(1));
-            let queue = Arc::new(Queue::new(0));
-            let notified = Arc::new(Queue::new(0));
+    /// One round of the protocol: a producer schedules a task while the worker looks for work
+    /// and parks. `notify_first` swaps the producer's two steps, which is the classic bug.
+    fn round(notify_first: bool) {
+        let idle = Arc::new(Idle::new(1));
+        let queue = Arc::new(Queue::new(0));
+        let notified = Arc::new(Queue::new(0));
 
-            let producer = {
-                let (idle, queue, notified) = (idle.clone(), queue.clone(), notified.clone());
-                loom::thread::spawn(move || {
-                    queue.fetch_add(1, SeqCst);
-                    fence(SeqCst);
+        let producer = {
+            let (idle, queue, notified) = (idle.clone(), queue.clone(), notified.clone());
+            loom::thread::spawn(move || {
+                let notify = || {
                     if idle.worker_to_notify().is_some() {
                         notified.fetch_add(1, SeqCst);
                     }
-                })
-            };
-
-            // The worker: nothing found at first (the task may not be there yet).
-            let first = queue.load(SeqCst);
-            if first == 0 {
-                idle.transition_to_parked(0, false);
-                let second = queue.load(SeqCst);
-                producer.join().unwrap();
-                if second == 0 {
-                    assert_eq!(notified.load(SeqCst), 1, "wake-up lost");
+                };
+                if notify_first {
+                    fence(SeqCst);
+                    notify();
+                    queue.fetch_add(1, SeqCst);
                 } else {
-                    idle.transition_from_parked(0);
+                    queue.fetch_add(1, SeqCst);
+                    fence(SeqCst);
+                    notify();
                 }
+            })
+        };
+
+        // The worker: nothing found at first (the task may not be there yet).
+        if queue.load(SeqCst) == 0 {
+            idle.transition_to_parked(0, false);
+            let second = queue.load(SeqCst);
+            producer.join().unwrap();
+            if second == 0 {
+                assert_eq!(notified.load(SeqCst), 1, "wake-up lost");
             } else {
-                producer.join().unwrap();
+                idle.transition_from_parked(0);
             }
-        });
+        } else {
+            producer.join().unwrap();
+        }
+    }
+
+    /// The task is either seen by the worker's second look or announced to it by a notify.
+    #[test]
+    fn no_lost_wakeup() {
+        loom::model(|| round(false));
+    }
+
+    /// The model is strong enough to catch a lost wake-up when the protocol is broken.
+    #[test]
+    #[should_panic(expected = "wake-up lost")]
+    fn notify_before_push_loses_the_wakeup() {
+        loom::model(|| round(true));
     }
 }

@@ -37,7 +37,7 @@ use crate::idle::Idle;
 use crate::metrics::{Counters, RuntimeMetrics, bump};
 use crate::park::{Driver, Parking};
 use crate::scheduler::{Notify, ScheduleReason, Scheduler};
-use crate::sync::lock;
+use crate::sync::lock_std as lock;
 use crate::task::{JoinHandle, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
 use crate::worker::{DynScheduler, MainTask};
 

@@ -11,8 +11,15 @@ pub(crate) use std::sync::atomic::{AtomicUsize, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// Locks, ignoring poisoning: the protected data of this crate stays consistent across a panic
-/// (every critical section is a few non-panicking operations).
+/// Locks one of the model-checked mutexes above, ignoring poisoning: the protected data of
+/// this crate stays consistent across a panic (every critical section is a few non-panicking
+/// operations).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Locks a plain `std` mutex (those outside the loom model), ignoring poisoning for the same
+/// reason.
+pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,0 +1,250 @@
+//! The runtimes under test, behind one small trait so each workload is written once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Spawns tasks on one runtime; cloneable into tasks and other threads.
+pub(crate) trait Spawner: Clone + Send + Sync + 'static {
+    /// Awaits a spawned task's output.
+    type Join<T: Send + 'static>: Future<Output = T> + Send + 'static;
+    fn spawn<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+    /// Lets a task run on without its handle (smol cancels a task whose handle is dropped).
+    fn detach<T: Send + 'static>(join: Self::Join<T>) {
+        drop(join);
+    }
+}
+
+/// One runtime under test.
+pub(crate) trait Exec {
+    type S: Spawner;
+    /// Runs `future` to completion, with the runtime's tasks running meanwhile.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+    /// Spawns from inside the runtime (a task or `block_on`).
+    fn spawner(&self) -> Self::S;
+    /// Whether tasks can be spawned from a thread outside the runtime.
+    fn remote_spawn(&self) -> bool {
+        true
+    }
+    /// Yields once, the runtime's own way.
+    fn yield_now() -> impl Future<Output = ()> + Send;
+}
+
+/// Turns a `Result`-returning join handle into one that gives the value.
+pub(crate) struct Unwrap<J>(J);
+
+impl<J, T, E> Future for Unwrap<J>
+where
+    J: Future<Output = Result<T, E>> + Unpin,
+    E: std::fmt::Debug,
+{
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.expect("task failed"))
+    }
+}
+
+// ---- ours ----
+
+pub(crate) struct Ours(pub facade::Runtime);
+
+#[derive(Clone)]
+pub(crate) struct OursSpawner(facade::Handle);
+
+impl Spawner for OursSpawner {
+    type Join<T: Send + 'static> = Unwrap<facade::JoinHandle<T>>;
+    fn spawn<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Unwrap(self.0.spawn(future))
+    }
+}
+
+impl Exec for Ours {
+    type S = OursSpawner;
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    fn spawner(&self) -> OursSpawner {
+        OursSpawner(self.0.handle().clone())
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        facade::yield_now()
+    }
+}
+
+// ---- tokio ----
+
+pub(crate) struct Tokio(pub tokio::runtime::Runtime);
+
+#[derive(Clone)]
+pub(crate) struct TokioSpawner(tokio::runtime::Handle);
+
+impl Spawner for TokioSpawner {
+    type Join<T: Send + 'static> = Unwrap<tokio::task::JoinHandle<T>>;
+    fn spawn<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Unwrap(self.0.spawn(future))
+    }
+}
+
+impl Exec for Tokio {
+    type S = TokioSpawner;
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+    fn spawner(&self) -> TokioSpawner {
+        TokioSpawner(self.0.handle().clone())
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        tokio::task::yield_now()
+    }
+}
+
+// ---- smol: an async-executor run by worker threads, with async-io's block_on ----
+
+pub(crate) struct Smol {
+    ex: Arc<async_executor::Executor<'static>>,
+    stop: Arc<Stop>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Tells the smol worker threads to leave `Executor::run`.
+#[derive(Default)]
+struct Stop {
+    set: std::sync::atomic::AtomicBool,
+    wakers: std::sync::Mutex<Vec<std::task::Waker>>,
+}
+
+impl Stop {
+    fn fire(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in self.wakers.lock().unwrap().drain(..) {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        futures_lite::future::poll_fn(|cx| {
+            if self.set.load(std::sync::atomic::Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            self.wakers.lock().unwrap().push(cx.waker().clone());
+            if self.set.load(std::sync::atomic::Ordering::SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl Smol {
+    pub(crate) fn new(threads: usize) -> Smol {
+        let ex = Arc::new(async_executor::Executor::new());
+        let stop = Arc::new(Stop::default());
+        let threads = (0..threads)
+            .map(|i| {
+                let (ex, stop) = (ex.clone(), stop.clone());
+                std::thread::Builder::new()
+                    .name(format!("smol-{i}"))
+                    .spawn(move || async_io::block_on(ex.run(stop.wait())))
+                    .expect("start a smol thread")
+            })
+            .collect();
+        Smol { ex, stop, threads }
+    }
+}
+
+impl Drop for Smol {
+    fn drop(&mut self) {
+        self.stop.fire();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct SmolSpawner(Arc<async_executor::Executor<'static>>);
+
+impl Spawner for SmolSpawner {
+    type Join<T: Send + 'static> = async_executor::Task<T>;
+    fn spawn<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
+    }
+    fn detach<T: Send + 'static>(join: Self::Join<T>) {
+        join.detach();
+    }
+}
+
+impl Exec for Smol {
+    type S = SmolSpawner;
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        async_io::block_on(future)
+    }
+    fn spawner(&self) -> SmolSpawner {
+        SmolSpawner(self.ex.clone())
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        futures_lite::future::yield_now()
+    }
+}
+
+// ---- smol-ct: a LocalExecutor on the calling thread ----
+
+thread_local! {
+    static LOCAL: async_executor::LocalExecutor<'static> = const { async_executor::LocalExecutor::new() };
+}
+
+pub(crate) struct SmolCt;
+
+/// Spawns on the current thread's `LocalExecutor`; only usable on that thread.
+#[derive(Clone)]
+pub(crate) struct SmolCtSpawner;
+
+impl Spawner for SmolCtSpawner {
+    type Join<T: Send + 'static> = async_executor::Task<T>;
+    fn spawn<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        LOCAL.with(|ex| ex.spawn(future))
+    }
+    fn detach<T: Send + 'static>(join: Self::Join<T>) {
+        join.detach();
+    }
+}
+
+impl Exec for SmolCt {
+    type S = SmolCtSpawner;
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        LOCAL.with(|ex| async_io::block_on(ex.run(future)))
+    }
+    fn spawner(&self) -> SmolCtSpawner {
+        SmolCtSpawner
+    }
+    fn remote_spawn(&self) -> bool {
+        false
+    }
+    fn yield_now() -> impl Future<Output = ()> + Send {
+        futures_lite::future::yield_now()
+    }
+}

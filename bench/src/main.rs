@@ -1,0 +1,216 @@
+//! Runs the same workloads on our schedulers, tokio and smol, in one process, and prints
+//! median, min and max per workload and runtime with the ratio to tokio.
+//!
+//! ```text
+//! cargo run --release -p bench -- [WORKLOAD...] [--runtime NAME...] [--samples N]
+//!                                 [--json FILE] [--svg FILE]
+//! ```
+//!
+//! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread).
+//! Progress goes to stderr; the table to stdout.
+
+mod alloc;
+mod exec;
+mod report;
+mod workloads;
+
+use std::process::ExitCode;
+
+use exec::{Exec, Ours, Smol, SmolCt, Tokio};
+use report::Record;
+use workloads::{Sample, WORKLOADS};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+/// Every runtime the harness knows, in table order.
+const RUNTIMES: &[&str] = &["fifo", "fifo-ct", "tokio-mt", "tokio-ct", "smol", "smol-ct"];
+
+/// Worker threads of the multi-threaded runtimes.
+const THREADS: usize = 2;
+
+fn ours(scheduler: &str, workers: usize) -> Ours {
+    Ours(
+        facade::Builder::new()
+            .scheduler_name(scheduler)
+            .worker_threads(workers)
+            .build()
+            .expect("build our runtime"),
+    )
+}
+
+fn tokio_mt() -> Tokio {
+    Tokio(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(THREADS)
+            .build()
+            .expect("build tokio"),
+    )
+}
+
+fn tokio_ct() -> Tokio {
+    Tokio(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("build tokio"),
+    )
+}
+
+/// Runs `samples` samples (after one warm-up) of `workload` on the runtime `make` builds.
+fn measure<E: Exec>(make: impl Fn() -> E, workload: &str, samples: usize) -> Option<Vec<Sample>> {
+    let fresh = workloads::fresh_runtime_per_sample(workload);
+    let mut out = Vec::with_capacity(samples);
+    if fresh {
+        for _ in 0..samples {
+            let e = make();
+            out.push(workloads::run(&e, workload)?);
+        }
+    } else {
+        let e = make();
+        workloads::run(&e, workload)?;
+        for _ in 0..samples {
+            out.push(workloads::run(&e, workload)?);
+        }
+    }
+    Some(out)
+}
+
+fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>> {
+    match runtime {
+        "fifo" => measure(|| ours("fifo", THREADS), workload, samples),
+        "fifo-ct" => measure(|| ours("fifo", 0), workload, samples),
+        "tokio-mt" => measure(tokio_mt, workload, samples),
+        "tokio-ct" => measure(tokio_ct, workload, samples),
+        "smol" => measure(|| Smol::new(THREADS), workload, samples),
+        "smol-ct" => measure(|| SmolCt, workload, samples),
+        other => unreachable!("unchecked runtime {other}"),
+    }
+}
+
+struct Args {
+    workloads: Vec<String>,
+    runtimes: Vec<String>,
+    samples: usize,
+    json: Option<String>,
+    svg: Option<String>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        workloads: Vec::new(),
+        runtimes: Vec::new(),
+        samples: 10,
+        json: None,
+        svg: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--runtime" => a
+                .runtimes
+                .extend(value("--runtime")?.split(',').map(str::to_string)),
+            "--samples" => {
+                a.samples = value("--samples")?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--samples needs a positive whole number")?
+            }
+            "--json" => a.json = Some(value("--json")?),
+            "--svg" => a.svg = Some(value("--svg")?),
+            "-h" | "--help" => {
+                return Err(format!(
+                    "usage: bench [WORKLOAD...] [--runtime NAME...] [--samples N] [--json FILE] [--svg FILE]\n\
+                     workloads: {}\nruntimes: {}",
+                    WORKLOADS.join(", "),
+                    RUNTIMES.join(", ")
+                ));
+            }
+            w if w.starts_with('-') => return Err(format!("unknown option {w}; try --help")),
+            w => a.workloads.push(w.to_string()),
+        }
+    }
+    for w in &a.workloads {
+        if !WORKLOADS.contains(&w.as_str()) {
+            return Err(format!(
+                "unknown workload {w:?}; valid: {}",
+                WORKLOADS.join(", ")
+            ));
+        }
+    }
+    for r in &a.runtimes {
+        if !RUNTIMES.contains(&r.as_str()) {
+            return Err(format!(
+                "unknown runtime {r:?}; valid: {}",
+                RUNTIMES.join(", ")
+            ));
+        }
+    }
+    if a.workloads.is_empty() {
+        a.workloads = WORKLOADS.iter().map(|s| s.to_string()).collect();
+    }
+    if a.runtimes.is_empty() {
+        a.runtimes = RUNTIMES.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut records = Vec::new();
+    for w in &args.workloads {
+        for r in &args.runtimes {
+            let samples = if w == "idle_memory" {
+                args.samples.min(3)
+            } else {
+                args.samples
+            };
+            eprint!("{w} on {r}: ");
+            let Some(s) = run_one(r, w, samples) else {
+                eprintln!("not supported");
+                continue;
+            };
+            let mut extra: Vec<(&'static str, f64)> = Vec::new();
+            if let Some(first) = s.first() {
+                for (i, (k, _)) in first.extra.iter().enumerate() {
+                    let mut v: Vec<f64> = s.iter().map(|x| x.extra[i].1).collect();
+                    v.sort_by(f64::total_cmp);
+                    extra.push((k, v[v.len() / 2]));
+                }
+            }
+            let rec = Record {
+                workload: w.clone(),
+                runtime: r.clone(),
+                samples: s.into_iter().map(|x| x.elapsed).collect(),
+                extra,
+            };
+            eprintln!("median {:?}", rec.median());
+            records.push(rec);
+        }
+    }
+    println!(
+        "{THREADS} worker threads (-ct runtimes: one); {} samples per cell; \
+         ratio = median / tokio's median (idle_memory: bytes per task)\n",
+        args.samples
+    );
+    print!("{}", report::table(&records));
+    for (path, text) in [
+        (&args.json, report::json(&records)),
+        (&args.svg, report::svg(&records)),
+    ] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("cannot write {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,237 @@
+//! The workloads, written once for every runtime (sizes as in tokio's runtime benchmarks).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::exec::{Exec, Spawner};
+
+/// Every workload, in the order the table shows them.
+pub(crate) const WORKLOADS: &[&str] = &[
+    "spawn_many_local",
+    "spawn_many_remote",
+    "yield_many",
+    "ping_pong",
+    "chained_spawn",
+    "idle_memory",
+];
+
+/// One measurement: the time, and any figures of the workload's own.
+pub(crate) struct Sample {
+    pub(crate) elapsed: Duration,
+    pub(crate) extra: Vec<(&'static str, f64)>,
+}
+
+impl Sample {
+    fn time(elapsed: Duration) -> Sample {
+        Sample {
+            elapsed,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Whether the workload needs a new runtime for each sample (it leaves tasks behind).
+pub(crate) fn fresh_runtime_per_sample(workload: &str) -> bool {
+    workload == "idle_memory"
+}
+
+/// Runs one sample of `workload` on `e`; `None` if the runtime cannot run it.
+pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
+    let s = e.spawner();
+    Some(match workload {
+        "spawn_many_local" => spawn_many_local(e, s, size("BENCH_SPAWN_TASKS", 10_000)),
+        "spawn_many_remote" if e.remote_spawn() => {
+            spawn_many_remote(e, s, size("BENCH_SPAWN_TASKS", 10_000))
+        }
+        "spawn_many_remote" => return None,
+        "yield_many" => yield_many(e, s, 1_000, 200),
+        "ping_pong" => ping_pong(e, s, 1_000, 10),
+        "chained_spawn" => chained_spawn(e, s, 1_000),
+        "idle_memory" => idle_memory(e, s, size("BENCH_IDLE_TASKS", 1_000_000)),
+        other => panic!("unknown workload {other}"),
+    })
+}
+
+/// A workload size from the environment variable `var`, or `default`:
+/// `BENCH_SPAWN_TASKS` (spawn_many_*), `BENCH_IDLE_TASKS` (idle_memory).
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+fn spawn_many_local<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        let inner = s.clone();
+        s.spawn(async move {
+            let handles: Vec<_> = (0..n).map(|_| inner.spawn(async {})).collect();
+            for h in handles {
+                h.await;
+            }
+        })
+        .await
+    });
+    Sample::time(start.elapsed())
+}
+
+fn spawn_many_remote<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..n).map(|_| s.spawn(async {})).collect();
+    e.block_on(async move {
+        for h in handles {
+            h.await;
+        }
+    });
+    Sample::time(start.elapsed())
+}
+
+fn yield_many<E: Exec>(e: &E, s: E::S, tasks: usize, yields: usize) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                s.spawn(async move {
+                    for _ in 0..yields {
+                        E::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await;
+        }
+    });
+    Sample::time(start.elapsed())
+}
+
+fn ping_pong<E: Exec>(e: &E, s: E::S, pairs: usize, rounds: u32) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        let handles: Vec<_> = (0..pairs)
+            .map(|_| {
+                let s2 = s.clone();
+                s.spawn(async move {
+                    let (to_b, b_in) = (Mailbox::new(), Mailbox::new());
+                    let b_in2 = b_in.clone();
+                    let to_a = to_b.clone();
+                    let b = s2.spawn(async move {
+                        for _ in 0..rounds {
+                            let v = b_in2.recv().await;
+                            to_a.send(v + 1);
+                        }
+                    });
+                    let mut v = 0u32;
+                    for _ in 0..rounds {
+                        b_in.send(v);
+                        v = to_b.recv().await;
+                    }
+                    b.await;
+                    assert_eq!(v, rounds);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await;
+        }
+    });
+    Sample::time(start.elapsed())
+}
+
+fn chained_spawn<E: Exec>(e: &E, s: E::S, depth: usize) -> Sample {
+    fn link<S: Spawner>(s: S, n: usize, done: Mailbox<()>) {
+        if n == 0 {
+            done.send(());
+        } else {
+            let next = s.clone();
+            S::detach(s.spawn(async move { link(next, n - 1, done) }));
+        }
+    }
+    let start = Instant::now();
+    e.block_on(async move {
+        let done = Mailbox::new();
+        let d = done.clone();
+        let s2 = s.clone();
+        E::S::detach(s.spawn(async move { link(s2, depth, d) }));
+        done.recv().await;
+    });
+    Sample::time(start.elapsed())
+}
+
+fn idle_memory<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let polled = Arc::new(AtomicUsize::new(0));
+    let before = crate::alloc::start_counting();
+    let start = Instant::now();
+    let p = polled.clone();
+    e.block_on(async move {
+        for _ in 0..n {
+            let p = p.clone();
+            E::S::detach(s.spawn(async move {
+                p.fetch_add(1, Ordering::Relaxed);
+                std::future::pending::<()>().await
+            }));
+        }
+        // Wait until every task has been polled once and is parked.
+        while p.load(Ordering::Relaxed) < n {
+            E::yield_now().await;
+        }
+    });
+    let elapsed = start.elapsed();
+    let live = crate::alloc::stop_counting(before);
+    Sample {
+        elapsed,
+        extra: vec![("bytes_per_task", live as f64 / n as f64)],
+    }
+}
+
+/// A single-value mailbox that can be reused: `send` stores and wakes, `recv` takes.
+struct Mailbox<T>(Arc<Mutex<(Option<T>, Option<Waker>)>>);
+
+impl<T> Clone for Mailbox<T> {
+    fn clone(&self) -> Self {
+        Mailbox(self.0.clone())
+    }
+}
+
+impl<T> Mailbox<T> {
+    fn new() -> Self {
+        Mailbox(Arc::new(Mutex::new((None, None))))
+    }
+
+    fn send(&self, v: T) {
+        let w = {
+            let mut g = self.0.lock().unwrap();
+            g.0 = Some(v);
+            g.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn recv(&self) -> Recv<'_, T> {
+        Recv(self)
+    }
+}
+
+struct Recv<'a, T>(&'a Mailbox<T>);
+
+impl<T> Future for Recv<'_, T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut g = self.0.0.lock().unwrap();
+        match g.0.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}

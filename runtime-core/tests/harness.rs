@@ -1,0 +1,145 @@
+//! The task harness and the unsafe paths of core (pinned wrapper future, metadata pointer of
+//! `JoinHandle`, the worker-local state cast), small enough to run under Miri:
+//! `cargo +nightly miri test -p runtime-core`.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use runtime_core::{
+    Config, Handle, Priority, Runnable, Runtime, ScheduleInfo, ScheduleReason, Scheduler,
+    SpawnOptions,
+};
+
+/// FIFO with a per-worker local queue, so that scheduling from a worker goes through the
+/// worker-local path (and its `RefCell` borrow).
+#[derive(Default)]
+struct LocalFirst {
+    global: Mutex<VecDeque<Runnable>>,
+    local_pushes: AtomicUsize,
+}
+
+impl Scheduler for LocalFirst {
+    type Local = VecDeque<Runnable>;
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Self::Local>) {
+        match local {
+            Some(l) if info.reason != ScheduleReason::Yield => {
+                self.local_pushes.fetch_add(1, Ordering::Relaxed);
+                l.push_back(task)
+            }
+            _ => self.global.lock().unwrap().push_back(task),
+        }
+    }
+    fn next(&self, _: usize, local: &mut Self::Local) -> Option<Runnable> {
+        local
+            .pop_front()
+            .or_else(|| self.global.lock().unwrap().pop_front())
+    }
+}
+
+fn runtime(workers: usize) -> Runtime {
+    Runtime::new(
+        LocalFirst::default(),
+        Config {
+            worker_threads: workers,
+            ..Config::default()
+        },
+    )
+    .unwrap()
+}
+
+struct CountDrop(Arc<AtomicUsize>);
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Pending forever, counting its drop.
+struct Forever(#[allow(dead_code)] CountDrop);
+impl Future for Forever {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+#[test]
+fn join_abort_panic_and_metadata() {
+    for workers in [0, 1] {
+        let rt = runtime(workers);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        rt.block_on(async move {
+            let h = Handle::try_current().unwrap();
+            // Spawned from the worker (or block_on) thread: local path.
+            let a = h.spawn(async { 1 + 1 });
+            assert_eq!(a.await.unwrap(), 2);
+
+            let named = h.spawn_with(
+                Forever(CountDrop(d.clone())),
+                SpawnOptions {
+                    name: Some("forever".into()),
+                    priority: Some(Priority::LOW),
+                },
+            );
+            let meta = named.metadata().unwrap();
+            assert_eq!(meta.name(), Some("forever"));
+            meta.set_priority(Priority::HIGH);
+            assert_eq!(named.metadata().unwrap().priority(), Priority::HIGH);
+            runtime_core::yield_now().await;
+            named.abort();
+            assert!(named.await.unwrap_err().is_cancelled());
+            assert_eq!(d.load(Ordering::SeqCst), 1);
+
+            let p = h.spawn(async { panic!("expected panic") });
+            let e = p.await.unwrap_err();
+            assert!(e.is_panic());
+            assert!(e.to_string().contains("expected panic"));
+        });
+        // Shutdown drops queued and idle futures once.
+        for _ in 0..3 {
+            drop(rt.spawn(Forever(CountDrop(drops.clone()))));
+        }
+        drop(rt);
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+    }
+}
+
+#[test]
+fn wake_from_another_thread() {
+    let rt = runtime(1);
+    let slot: Arc<Mutex<Option<std::task::Waker>>> = Arc::default();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let (s, r) = (slot.clone(), ready.clone());
+    let h = rt.spawn(std::future::poll_fn(move |cx| {
+        if r.load(Ordering::SeqCst) == 1 {
+            return Poll::Ready(7);
+        }
+        *s.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }));
+    let t = std::thread::spawn(move || {
+        loop {
+            if let Some(w) = slot.lock().unwrap().take() {
+                ready.store(1, Ordering::SeqCst);
+                w.wake();
+                return;
+            }
+            std::thread::yield_now();
+        }
+    });
+    assert_eq!(rt.block_on(h).unwrap(), 7);
+    t.join().unwrap();
+}
+
+#[test]
+fn join_handle_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<runtime_core::JoinHandle<u32>>();
+    check::<runtime_core::JoinError>();
+    check::<Handle>();
+}
