@@ -17,6 +17,7 @@ mod workloads;
 use std::process::ExitCode;
 
 use exec::{Exec, Ours, Smol, SmolCt, Tokio};
+use facade::Builder;
 use report::Record;
 use workloads::{Sample, WORKLOADS};
 
@@ -24,15 +25,28 @@ use workloads::{Sample, WORKLOADS};
 static ALLOC: alloc::Counting = alloc::Counting;
 
 /// Every runtime the harness knows, in table order.
-const RUNTIMES: &[&str] = &["fifo", "fifo-ct", "tokio-mt", "tokio-ct", "smol", "smol-ct"];
+const RUNTIMES: &[&str] = &[
+    "fifo",
+    "fifo-ct",
+    "worksteal",
+    "tokio-mt",
+    "tokio-ct",
+    "smol",
+    "smol-ct",
+    // Variants for measuring design choices; not in the default set.
+    "worksteal-cq",
+    "worksteal-nolifo",
+];
+
+/// The runtimes run when `--runtime` is not given.
+const DEFAULT_RUNTIMES: usize = 7;
 
 /// Worker threads of the multi-threaded runtimes.
 const THREADS: usize = 2;
 
-fn ours(scheduler: &str, workers: usize) -> Ours {
+fn ours(builder: facade::Builder, workers: usize) -> Ours {
     Ours(
-        facade::Builder::new()
-            .scheduler_name(scheduler)
+        builder
             .worker_threads(workers)
             .build()
             .expect("build our runtime"),
@@ -77,8 +91,27 @@ fn measure<E: Exec>(make: impl Fn() -> E, workload: &str, samples: usize) -> Opt
 
 fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>> {
     match runtime {
-        "fifo" => measure(|| ours("fifo", THREADS), workload, samples),
-        "fifo-ct" => measure(|| ours("fifo", 0), workload, samples),
+        "fifo" => measure(|| ours(Builder::new().fifo(), THREADS), workload, samples),
+        "fifo-ct" => measure(|| ours(Builder::new().fifo(), 0), workload, samples),
+        "worksteal" => measure(
+            || ours(Builder::new().work_stealing(), THREADS),
+            workload,
+            samples,
+        ),
+        "worksteal-cq" => measure(
+            || {
+                let c =
+                    facade::WorkStealingConfig::default().with_queue(facade::QueueKind::Concurrent);
+                ours(Builder::new().work_stealing_with(c), THREADS)
+            },
+            workload,
+            samples,
+        ),
+        "worksteal-nolifo" => measure(
+            || ours(Builder::new().work_stealing().lifo_slot(false), THREADS),
+            workload,
+            samples,
+        ),
         "tokio-mt" => measure(tokio_mt, workload, samples),
         "tokio-ct" => measure(tokio_ct, workload, samples),
         "smol" => measure(|| Smol::new(THREADS), workload, samples),
@@ -151,7 +184,10 @@ fn parse() -> Result<Args, String> {
         a.workloads = WORKLOADS.iter().map(|s| s.to_string()).collect();
     }
     if a.runtimes.is_empty() {
-        a.runtimes = RUNTIMES.iter().map(|s| s.to_string()).collect();
+        a.runtimes = RUNTIMES[..DEFAULT_RUNTIMES]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     Ok(a)
 }

@@ -4,11 +4,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use runtime_core::{Config, Scheduler};
+use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
 use crate::Runtime;
 
 /// The scheduler names that [`Builder::scheduler_name`] and `RUNTIME_SCHEDULER` accept.
-pub const SCHEDULERS: &[&str] = &["fifo"];
+pub const SCHEDULERS: &[&str] = &["fifo", "worksteal"];
 
 /// The largest accepted `worker_threads`.
 pub const MAX_WORKER_THREADS: usize = 1024;
@@ -27,7 +28,9 @@ type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + 
 /// # Ok::<(), facade::BuildError>(())
 /// ```
 pub struct Builder {
-    scheduler: (String, Start),
+    scheduler: Choice,
+    /// Work-stealing's LIFO slot, if set (ignored by the other policies).
+    lifo_slot: Option<bool>,
     worker_threads: Option<usize>,
     thread_name: Option<String>,
     thread_stack_size: Option<usize>,
@@ -38,7 +41,8 @@ pub struct Builder {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
-            .field("scheduler", &self.scheduler.0)
+            .field("scheduler", &self.scheduler.name())
+            .field("lifo_slot", &self.lifo_slot)
             .field("worker_threads", &self.worker_threads)
             .field("thread_name", &self.thread_name)
             .field("thread_stack_size", &self.thread_stack_size)
@@ -56,7 +60,8 @@ impl Builder {
     /// The defaults: FIFO scheduler, one worker per core.
     pub fn new() -> Builder {
         Builder {
-            scheduler: ("fifo".into(), start_with(sched_fifo::Fifo::new())),
+            scheduler: Choice::Fifo,
+            lifo_slot: None,
             worker_threads: None,
             thread_name: None,
             thread_stack_size: None,
@@ -101,7 +106,25 @@ impl Builder {
 
     /// Schedules with one shared first-in, first-out queue (`sched-fifo`).
     pub fn fifo(mut self) -> Builder {
-        self.scheduler = ("fifo".into(), start_with(sched_fifo::Fifo::new()));
+        self.scheduler = Choice::Fifo;
+        self
+    }
+
+    /// Schedules with per-worker queues, a LIFO slot and stealing (`sched-worksteal`).
+    pub fn work_stealing(self) -> Builder {
+        self.work_stealing_with(WorkStealingConfig::default())
+    }
+
+    /// Work-stealing with explicit settings.
+    pub fn work_stealing_with(mut self, config: WorkStealingConfig) -> Builder {
+        self.scheduler = Choice::WorkStealing(config);
+        self
+    }
+
+    /// Turns work-stealing's LIFO slot on or off (default on). The other policies have no
+    /// LIFO slot and ignore this setting.
+    pub fn lifo_slot(mut self, enabled: bool) -> Builder {
+        self.lifo_slot = Some(enabled);
         self
     }
 
@@ -125,7 +148,7 @@ impl Builder {
     /// # Ok::<(), facade::BuildError>(())
     /// ```
     pub fn custom<S: Scheduler>(mut self, scheduler: S) -> Builder {
-        self.scheduler = ("custom".into(), start_with(scheduler));
+        self.scheduler = Choice::Custom(start_with(scheduler));
         self
     }
 
@@ -170,7 +193,17 @@ impl Builder {
             thread_stack_size: self.thread_stack_size,
             ..Config::default()
         };
-        let (scheduler, start) = self.scheduler;
+        let scheduler = self.scheduler.name().to_string();
+        let start = match self.scheduler {
+            Choice::Fifo => start_with(sched_fifo::Fifo::new()),
+            Choice::WorkStealing(mut c) => {
+                if let Some(lifo) = self.lifo_slot {
+                    c.lifo_slot = lifo;
+                }
+                start_with(WorkStealing::with_config(c))
+            }
+            Choice::Custom(start) => start,
+        };
         let inner = start(config).map_err(|e| BuildError {
             kind: BuildErrorKind::ThreadSpawn,
             message: format!("could not start the worker threads: {e}"),
@@ -182,6 +215,7 @@ impl Builder {
     fn scheduler_setting(mut self, setting: &str, name: &str) -> Builder {
         match name.trim().to_ascii_lowercase().as_str() {
             "fifo" => self.fifo(),
+            "worksteal" | "work-stealing" | "work_stealing" => self.work_stealing(),
             _ => {
                 self.fail(BuildError::invalid(
                     setting,
@@ -208,6 +242,23 @@ impl Builder {
 
     fn fail(&mut self, e: BuildError) {
         self.error.get_or_insert(e);
+    }
+}
+
+/// The policy chosen so far.
+enum Choice {
+    Fifo,
+    WorkStealing(WorkStealingConfig),
+    Custom(Start),
+}
+
+impl Choice {
+    fn name(&self) -> &'static str {
+        match self {
+            Choice::Fifo => "fifo",
+            Choice::WorkStealing(_) => "worksteal",
+            Choice::Custom(_) => "custom",
+        }
     }
 }
 

@@ -42,6 +42,7 @@ pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
     yield_now,
 };
+pub use sched_worksteal::{QueueKind, WorkStealingConfig};
 
 /// Spawns a task on the current runtime.
 ///

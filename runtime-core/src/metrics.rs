@@ -47,7 +47,7 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self, alive: u64) -> RuntimeMetrics {
+    pub(crate) fn snapshot(&self) -> RuntimeMetrics {
         let workers: Vec<WorkerMetrics> = self
             .workers
             .iter()
@@ -56,6 +56,7 @@ impl Counters {
                 parks: s.parks.load(Relaxed),
                 tasks_spawned: s.spawned.load(Relaxed),
                 tasks_completed: s.completed.load(Relaxed),
+                scheduler: Vec::new(),
             })
             .collect();
         let sum = |f: fn(&WorkerMetrics) -> u64| workers.iter().map(f).sum::<u64>();
@@ -63,8 +64,9 @@ impl Counters {
             tasks_spawned: sum(|w| w.tasks_spawned) + self.foreign.spawned.load(Relaxed),
             tasks_completed: sum(|w| w.tasks_completed) + self.foreign.completed.load(Relaxed),
             tasks_polled: sum(|w| w.polls),
-            tasks_alive: alive,
+            tasks_alive: 0,
             workers,
+            scheduler: Vec::new(),
         }
     }
 }
@@ -83,6 +85,19 @@ pub struct RuntimeMetrics {
     pub tasks_alive: u64,
     /// Per-worker counters, by worker index.
     pub workers: Vec<WorkerMetrics>,
+    /// The scheduling policy's own counters, summed over the workers (for instance
+    /// work-stealing's `steals`).
+    pub scheduler: Vec<(&'static str, u64)>,
+}
+
+impl RuntimeMetrics {
+    /// The policy's counter named `name`, if it has one.
+    pub fn scheduler_counter(&self, name: &str) -> Option<u64> {
+        self.scheduler
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+    }
 }
 
 /// One worker's counters.
@@ -97,4 +112,6 @@ pub struct WorkerMetrics {
     pub tasks_spawned: u64,
     /// Tasks that completed on this worker.
     pub tasks_completed: u64,
+    /// The scheduling policy's own counters for this worker.
+    pub scheduler: Vec<(&'static str, u64)>,
 }

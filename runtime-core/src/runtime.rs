@@ -296,12 +296,13 @@ impl Handle {
 
     /// A snapshot of the runtime's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
-        let m = self.shared.counters.snapshot(0);
-        let alive = m.tasks_spawned.saturating_sub(m.tasks_completed);
-        RuntimeMetrics {
-            tasks_alive: alive,
-            ..m
+        let mut m = self.shared.counters.snapshot();
+        m.tasks_alive = m.tasks_spawned.saturating_sub(m.tasks_completed);
+        m.scheduler = self.shared.sched.metrics(None);
+        for (i, w) in m.workers.iter_mut().enumerate() {
+            w.scheduler = self.shared.sched.metrics(Some(i));
         }
+        m
     }
 
     /// Tasks registered as alive right now (for tests and diagnostics; takes locks).

@@ -124,11 +124,21 @@ pub trait Scheduler: Send + Sync + 'static {
     /// parks the worker).
     fn next(&self, worker: usize, local: &mut Self::Local) -> Option<Runnable>;
 
-    /// After `schedule(.., info, ..)` has returned: which idle worker, if any, core should wake.
-    /// The default wakes one idle worker unless another worker is already searching for work.
-    fn notify(&self, info: &ScheduleInfo) -> Notify {
-        let _ = info;
+    /// After `schedule(.., info, local)` has returned: which idle worker, if any, core should
+    /// wake. `local` is the same worker state that `schedule` got, so a policy can remember
+    /// there what it just did. The default wakes one idle worker unless another worker is
+    /// already searching for work.
+    fn notify(&self, info: &ScheduleInfo, local: Option<&mut Self::Local>) -> Notify {
+        let _ = (info, local);
         Notify::Any
+    }
+
+    /// The policy's own counters (steals, queue overflows, …), summed over the workers when
+    /// `worker` is `None`, else for that worker. Core adds them to
+    /// [`RuntimeMetrics`](crate::RuntimeMetrics). The default has none.
+    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
+        let _ = worker;
+        Vec::new()
     }
 
     /// Hands back one queued task at shutdown, until it returns `None`.

@@ -103,6 +103,14 @@ impl TaskMeta {
     }
 }
 
+/// Metadata with a fresh id, no name and the default priority: for testing a scheduler outside
+/// a runtime, with runnables made by `async_task::Builder::new().metadata(TaskMeta::default())`.
+impl Default for TaskMeta {
+    fn default() -> Self {
+        TaskMeta::new(TaskId::next(), None, Priority::default())
+    }
+}
+
 impl fmt::Debug for TaskMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskMeta")

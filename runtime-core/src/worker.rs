@@ -43,6 +43,7 @@ pub(crate) trait DynScheduler: Send + Sync + 'static {
     fn drain_local(&self, index: usize, local: &mut (dyn Any + Send));
     /// Drops every task queued outside the workers' local state.
     fn drain_global(&self);
+    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)>;
 }
 
 impl<S: Scheduler> DynScheduler for S {
@@ -62,15 +63,20 @@ impl<S: Scheduler> DynScheduler for S {
                 // which is the whole time we are on this thread inside that worker loop.
                 let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
                 match cell.try_borrow_mut() {
-                    Ok(mut local) => self.schedule(task, info, Some(&mut local)),
-                    Err(_) => self.schedule(task, info, None),
+                    Ok(mut local) => {
+                        self.schedule(task, info, Some(&mut local));
+                        self.notify(&info, Some(&mut local))
+                    }
+                    Err(_) => {
+                        self.schedule(task, info, None);
+                        self.notify(&info, None)
+                    }
                 }
-                self.notify(&info)
             }
             _ => {
                 let info = ScheduleInfo::new(reason, None);
                 self.schedule(task, info, None);
-                self.notify(&info)
+                self.notify(&info, None)
             }
         }
     }
@@ -104,6 +110,10 @@ impl<S: Scheduler> DynScheduler for S {
         while let Some(task) = self.drain(None) {
             drop(task);
         }
+    }
+
+    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
+        Scheduler::metrics(self, worker)
     }
 }
 

@@ -1,0 +1,429 @@
+//! The work-stealing scheduling policy: tokio's proven shape.
+//!
+//! - **Local queues.** Each worker has a bounded run queue (256 tasks by default). A task that a
+//!   worker schedules (spawned or woken by the task it is running) goes to that worker's queue;
+//!   when the queue is full, half of it moves to the global queue.
+//! - **LIFO slot.** A task spawned or woken by the running task goes first into its worker's
+//!   LIFO slot and runs next, while the data it was sent is still in cache (message passing).
+//!   A yield never uses the slot. At most [`MAX_LIFO_POLLS`] consecutive polls come from the
+//!   slot; then its task goes to the back of the local queue, so two tasks that keep waking each
+//!   other cannot starve the rest. The slot is stealable: a thief looks at it on its last pass,
+//!   so a task in the slot is not stranded behind a worker stuck in a long poll.
+//!   [`WorkStealingConfig::lifo_slot`] turns it off.
+//! - **Global queue** (`concurrent-queue`). Tasks woken from outside the workers, and local
+//!   overflow. A worker looks at it first every [`WorkStealingConfig::global_queue_interval`]
+//!   ticks (61), so nothing queued there starves, and when its local queue is empty, taking a
+//!   fair share in one go.
+//! - **Stealing.** A worker with nothing local and nothing global steals about half of a random
+//!   victim's queue. At most half of the workers steal at once. A worker that finds work after
+//!   being woken to search wakes the next one (core's idle protocol), so work spreads one worker
+//!   at a time, without a thundering herd.
+//! - **Notify.** After a local schedule that only filled an empty LIFO slot, nobody is woken:
+//!   the worker runs the task itself next. Anything that lands in a stealable queue wakes an idle
+//!   worker (if none is already searching).
+//!
+//! Counters (in `RuntimeMetrics::scheduler`): `steals`, `stolen_tasks`, `local_pushes`,
+//! `global_pushes`, `overflows`, `lifo_polls`.
+
+mod lifo;
+mod queue;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+use concurrent_queue::ConcurrentQueue;
+use runtime_core::{Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
+
+use lifo::LifoSlot;
+use queue::{LocalQueue, Stealer};
+
+pub use queue::QueueKind;
+
+/// Most consecutive polls a worker takes from its LIFO slot before it runs its queue.
+pub const MAX_LIFO_POLLS: u32 = 3;
+
+/// Settings of the work-stealing policy.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkStealingConfig {
+    /// Whether a task woken by the running task goes to the LIFO slot (default: yes).
+    pub lifo_slot: bool,
+    /// Capacity of each worker's local queue (default 256).
+    pub local_queue_capacity: usize,
+    /// A worker looks at the global queue first every this many ticks (default 61).
+    pub global_queue_interval: u32,
+    /// The structure behind the local queues (default: `crossbeam-deque`).
+    pub queue: QueueKind,
+}
+
+impl WorkStealingConfig {
+    /// These settings with the LIFO slot on or off.
+    pub fn with_lifo_slot(mut self, enabled: bool) -> Self {
+        self.lifo_slot = enabled;
+        self
+    }
+
+    /// These settings with another local queue structure.
+    pub fn with_queue(mut self, queue: QueueKind) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// These settings with another local queue capacity (at least 1).
+    pub fn with_local_queue_capacity(mut self, capacity: usize) -> Self {
+        self.local_queue_capacity = capacity;
+        self
+    }
+}
+
+impl Default for WorkStealingConfig {
+    fn default() -> Self {
+        WorkStealingConfig {
+            lifo_slot: true,
+            local_queue_capacity: 256,
+            global_queue_interval: 61,
+            queue: QueueKind::Deque,
+        }
+    }
+}
+
+/// One worker's counters, on a cache line of their own. Written by their worker only, except
+/// through the shared `global_pushes`.
+#[repr(align(128))]
+#[derive(Default)]
+struct Counters {
+    steals: AtomicU64,
+    stolen_tasks: AtomicU64,
+    local_pushes: AtomicU64,
+    overflows: AtomicU64,
+    lifo_polls: AtomicU64,
+}
+
+/// Increments a counter that only its owner writes (no read-modify-write needed).
+#[inline]
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(c.load(Relaxed) + by, Relaxed);
+}
+
+/// What other workers can reach of worker `i`.
+struct WorkerShared {
+    stealer: Stealer,
+    lifo: LifoSlot,
+    counters: Counters,
+}
+
+/// The work-stealing policy. See the [crate docs](crate).
+pub struct WorkStealing {
+    config: WorkStealingConfig,
+    workers: Box<[WorkerShared]>,
+    /// Local queues made by `init`, handed to `new_local`.
+    unclaimed: Mutex<Vec<Option<LocalQueue>>>,
+    global: ConcurrentQueue<Runnable>,
+    global_pushes: AtomicU64,
+    stealing: AtomicUsize,
+}
+
+impl std::fmt::Debug for WorkStealing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkStealing")
+            .field("config", &self.config)
+            .field("workers", &self.workers.len())
+            .field("global", &self.global.len())
+            .finish()
+    }
+}
+
+impl Default for WorkStealing {
+    fn default() -> Self {
+        WorkStealing::new()
+    }
+}
+
+impl WorkStealing {
+    /// The policy with default settings.
+    pub fn new() -> WorkStealing {
+        WorkStealing::with_config(WorkStealingConfig::default())
+    }
+
+    /// The policy with the given settings. A zero capacity or interval is raised to 1.
+    pub fn with_config(mut config: WorkStealingConfig) -> WorkStealing {
+        config.local_queue_capacity = config.local_queue_capacity.max(1);
+        config.global_queue_interval = config.global_queue_interval.max(1);
+        WorkStealing {
+            config,
+            workers: Box::new([]),
+            unclaimed: Mutex::new(Vec::new()),
+            global: ConcurrentQueue::unbounded(),
+            global_pushes: AtomicU64::new(0),
+            stealing: AtomicUsize::new(0),
+        }
+    }
+
+    fn push_global(&self, task: Runnable) {
+        if let Err(e) = self.global.push(task) {
+            unreachable!("the global queue is never closed: {e}");
+        }
+        self.global_pushes.fetch_add(1, Relaxed);
+    }
+
+    /// Pushes at the back of worker `l`'s queue; when it is full, moves half of it to the
+    /// global queue first.
+    fn push_local(&self, l: &LocalState, task: Runnable) {
+        let cap = self.config.local_queue_capacity;
+        let c = &self.workers[l.index].counters;
+        bump(&c.local_pushes, 1);
+        if let Err(task) = l.queue.push(task, cap) {
+            bump(&c.overflows, 1);
+            for _ in 0..(l.queue.len() / 2).max(1) {
+                match l.queue.pop() {
+                    Some(t) => self.push_global(t),
+                    None => break,
+                }
+            }
+            if let Err(task) = l.queue.push(task, cap) {
+                self.push_global(task);
+            }
+        }
+    }
+
+    /// Takes a task from the global queue, and a fair share more into the local queue.
+    fn pop_global(&self, l: &LocalState) -> Option<Runnable> {
+        let first = self.global.pop().ok()?;
+        let share = (self.global.len() / self.workers.len())
+            .min(self.config.local_queue_capacity / 2)
+            .min(32);
+        for _ in 0..share {
+            let Ok(t) = self.global.pop() else { break };
+            self.push_local(l, t);
+        }
+        Some(first)
+    }
+
+    fn steal(&self, l: &mut LocalState) -> Option<Runnable> {
+        let n = self.workers.len();
+        if n < 2 {
+            return None;
+        }
+        // At most half of the workers steal at once.
+        if self.stealing.fetch_add(1, Relaxed) >= (n / 2).max(1) {
+            self.stealing.fetch_sub(1, Relaxed);
+            return None;
+        }
+        let found = self.steal_pass(l);
+        self.stealing.fetch_sub(1, Relaxed);
+        found
+    }
+
+    fn steal_pass(&self, l: &mut LocalState) -> Option<Runnable> {
+        let n = self.workers.len();
+        let start = l.random() as usize % n;
+        let c = &self.workers[l.index].counters;
+        let cap = self.config.local_queue_capacity;
+        for k in 0..n {
+            let v = (start + k) % n;
+            if v == l.index || self.workers[v].stealer.is_empty() {
+                continue;
+            }
+            let before = l.queue.len();
+            if let Some(t) = self.workers[v]
+                .stealer
+                .steal_into(&l.queue, cap, |t| self.push_global(t))
+            {
+                bump(&c.steals, 1);
+                bump(
+                    &c.stolen_tasks,
+                    (l.queue.len() - before.min(l.queue.len())) as u64 + 1,
+                );
+                return Some(t);
+            }
+        }
+        // Last pass: the global queue, then the other workers' LIFO slots.
+        if let Some(t) = self.pop_global(l) {
+            return Some(t);
+        }
+        for k in 0..n {
+            let v = (start + k) % n;
+            if v != l.index {
+                if let Some(t) = self.workers[v].lifo.take() {
+                    bump(&c.steals, 1);
+                    bump(&c.stolen_tasks, 1);
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A worker's own state.
+struct LocalState {
+    index: usize,
+    queue: LocalQueue,
+    tick: u32,
+    lifo_polls: u32,
+    rng: u32,
+    /// Whether the last `schedule` on this worker put a task where others should look.
+    notify: bool,
+}
+
+impl LocalState {
+    fn random(&mut self) -> u32 {
+        // xorshift32
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x
+    }
+}
+
+/// Worker state of [`WorkStealing`]; `None` until core hands the worker its queue.
+#[derive(Default)]
+pub struct Local(Option<LocalState>);
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(l) => write!(f, "Local(worker {}, {} queued)", l.index, l.queue.len()),
+            None => f.write_str("Local(unassigned)"),
+        }
+    }
+}
+
+impl Scheduler for WorkStealing {
+    type Local = Local;
+
+    fn init(&mut self, workers: usize) {
+        let (queues, shared): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| {
+                let (q, stealer) =
+                    LocalQueue::new(self.config.queue, self.config.local_queue_capacity);
+                (
+                    Some(q),
+                    WorkerShared {
+                        stealer,
+                        lifo: LifoSlot::new(),
+                        counters: Counters::default(),
+                    },
+                )
+            })
+            .unzip();
+        self.workers = shared.into_boxed_slice();
+        *self.unclaimed.get_mut().unwrap_or_else(|e| e.into_inner()) = queues;
+    }
+
+    fn new_local(&self, worker: usize) -> Local {
+        let queue = self
+            .unclaimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(worker)
+            .and_then(Option::take)
+            .expect("core creates each worker's state once, after init");
+        Local(Some(LocalState {
+            index: worker,
+            queue,
+            tick: 0,
+            lifo_polls: 0,
+            rng: 0x9E37_79B9 ^ (worker as u32).wrapping_mul(0x85EB_CA6B) | 1,
+            notify: true,
+        }))
+    }
+
+    #[inline]
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Local>) {
+        let Some(l) = local.and_then(|l| l.0.as_mut()) else {
+            self.push_global(task);
+            return;
+        };
+        if self.config.lifo_slot && info.reason != ScheduleReason::Yield {
+            match self.workers[l.index].lifo.put(task) {
+                Some(prev) => {
+                    self.push_local(l, prev);
+                    l.notify = true;
+                }
+                None => l.notify = false,
+            }
+        } else {
+            self.push_local(l, task);
+            l.notify = true;
+        }
+    }
+
+    #[inline]
+    fn notify(&self, _info: &ScheduleInfo, local: Option<&mut Local>) -> Notify {
+        match local.and_then(|l| l.0.as_ref()) {
+            Some(l) if !l.notify => Notify::None,
+            _ => Notify::Any,
+        }
+    }
+
+    #[inline]
+    fn next(&self, _worker: usize, local: &mut Local) -> Option<Runnable> {
+        let l = local.0.as_mut()?;
+        l.tick = l.tick.wrapping_add(1);
+        if l.tick % self.config.global_queue_interval == 0 {
+            if let Some(t) = self.pop_global(l) {
+                return Some(t);
+            }
+        }
+        let me = &self.workers[l.index];
+        if self.config.lifo_slot {
+            if l.lifo_polls < MAX_LIFO_POLLS {
+                if let Some(t) = me.lifo.take() {
+                    l.lifo_polls += 1;
+                    bump(&me.counters.lifo_polls, 1);
+                    return Some(t);
+                }
+            } else if let Some(t) = me.lifo.take() {
+                // Enough LIFO polls in a row: behind the others it goes.
+                self.push_local(l, t);
+            }
+        }
+        l.lifo_polls = 0;
+        if let Some(t) = l.queue.pop() {
+            return Some(t);
+        }
+        if let Some(t) = self.pop_global(l) {
+            return Some(t);
+        }
+        self.steal(l)
+    }
+
+    fn drain(&self, local: Option<(usize, &mut Local)>) -> Option<Runnable> {
+        match local {
+            Some((i, l)) => {
+                let l = l.0.as_ref()?;
+                self.workers[i].lifo.take().or_else(|| l.queue.pop())
+            }
+            // Every worker has drained its own queue: what is left is global, or in a slot.
+            None => self
+                .global
+                .pop()
+                .ok()
+                .or_else(|| self.workers.iter().find_map(|w| w.lifo.take())),
+        }
+    }
+
+    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
+        let pick: Vec<&WorkerShared> = match worker {
+            Some(i) => self.workers.get(i).into_iter().collect(),
+            None => self.workers.iter().collect(),
+        };
+        let sum = |f: fn(&Counters) -> &AtomicU64| -> u64 {
+            pick.iter().map(|w| f(&w.counters).load(Relaxed)).sum()
+        };
+        let mut out = vec![
+            ("steals", sum(|c| &c.steals)),
+            ("stolen_tasks", sum(|c| &c.stolen_tasks)),
+            ("local_pushes", sum(|c| &c.local_pushes)),
+            ("overflows", sum(|c| &c.overflows)),
+            ("lifo_polls", sum(|c| &c.lifo_polls)),
+        ];
+        if worker.is_none() {
+            out.push(("global_pushes", self.global_pushes.load(Relaxed)));
+        }
+        out
+    }
+}
