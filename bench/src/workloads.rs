@@ -48,7 +48,7 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
             spawn_many_remote(e, s, size("BENCH_SPAWN_TASKS", 10_000))
         }
         "spawn_many_remote" => return None,
-        "yield_many" => yield_many(e, s, 1_000, 200),
+        "yield_many" => yield_many(e, s, size("BENCH_YIELD_TASKS", 1_000), 200),
         "ping_pong" => ping_pong(e, s, 1_000, 10),
         "chained_spawn" => chained_spawn(e, s, 1_000),
         "idle_memory" => idle_memory(e, s, size("BENCH_IDLE_TASKS", 1_000_000)),
@@ -57,7 +57,8 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
 }
 
 /// A workload size from the environment variable `var`, or `default`:
-/// `BENCH_SPAWN_TASKS` (spawn_many_*), `BENCH_IDLE_TASKS` (idle_memory).
+/// `BENCH_SPAWN_TASKS` (spawn_many_*), `BENCH_YIELD_TASKS` (yield_many), `BENCH_IDLE_TASKS`
+/// (idle_memory).
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()

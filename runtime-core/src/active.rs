@@ -84,6 +84,18 @@ impl Active {
         }
     }
 
+    /// Wakes task `id` through its entry, if it is still there.
+    pub(crate) fn wake(&self, key: ActiveKey, id: TaskId) {
+        let waker = {
+            let slab = lock(&self.shards[key.shard as usize]);
+            match slab.get(key.index as usize) {
+                Some((i, w)) if *i == id => w.clone(),
+                _ => return,
+            }
+        };
+        waker.wake();
+    }
+
     /// Shutdown: takes every entry out and returns the wakers.
     pub(crate) fn drain(&self) -> Vec<Waker> {
         let mut out = Vec::new();

@@ -32,13 +32,13 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::active::Active;
-use crate::context::{self, EnterGuard};
+use crate::context::{self, EnterGuard, WorkerRef};
 use crate::idle::Idle;
 use crate::metrics::{Counters, RuntimeMetrics, bump};
 use crate::park::{Driver, Parking};
 use crate::scheduler::{Notify, ScheduleReason, Scheduler};
 use crate::sync::lock_std as lock;
-use crate::task::{JoinHandle, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+use crate::task::{JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
 use crate::worker::{DynScheduler, MainTask};
 
 /// How to build a core runtime. The facade's `Builder` fills this in; most users never see it.
@@ -112,10 +112,21 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// Schedules a runnable task: the policy stores it, core wakes a worker if needed.
+    /// Schedules a runnable task: the policy stores it, core wakes a worker if needed. `here` is
+    /// the calling thread's worker identity if it is one of this runtime's workers.
     #[inline]
-    pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason) {
-        let notify = self.sched.schedule_task(self, task, reason);
+    pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
+        let notify = self.sched.schedule_task(self, task, reason, here);
+        if here.is_some() {
+            // On one of our workers there is no race with shutdown: the worker drops what its
+            // own state holds when it exits, and the last worker to exit drains the shared
+            // queues after it. So no fence is needed unless someone must be woken.
+            if notify != Notify::None {
+                std::sync::atomic::fence(Ordering::SeqCst);
+                self.notify(notify);
+            }
+            return;
+        }
         // Pairs with the fences of the parking protocol (idle.rs) and with the `closed` store of
         // shutdown (step 5 there).
         std::sync::atomic::fence(Ordering::SeqCst);
@@ -124,6 +135,12 @@ impl Shared {
             return;
         }
         self.notify(notify);
+    }
+
+    /// The calling thread's worker identity, if it is one of this runtime's workers.
+    #[inline]
+    pub(crate) fn worker_here(&self) -> Option<WorkerRef> {
+        context::current_worker().filter(|w| std::ptr::eq(w.shared, self))
     }
 
     pub(crate) fn notify(&self, notify: Notify) {
@@ -160,12 +177,10 @@ impl Shared {
     }
 
     fn worker_index_here(&self) -> Option<usize> {
-        context::current_worker()
-            .filter(|w| std::ptr::eq(w.shared, self))
-            .map(|w| w.index)
+        self.worker_here().map(|w| w.index)
     }
 
-    fn task_done(&self, key: crate::active::ActiveKey, id: TaskId, completed: bool) {
+    pub(crate) fn task_done(&self, key: crate::active::ActiveKey, id: TaskId, completed: bool) {
         self.active.remove(key, id);
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
@@ -186,6 +201,31 @@ impl Shared {
         if last {
             self.sched.drain_global();
         }
+    }
+}
+
+/// The schedule function of every task (zero-sized: the runtime is found in the metadata).
+fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
+    let reason = if info.woken_while_running {
+        ScheduleReason::Yield
+    } else {
+        ScheduleReason::Wake
+    };
+    let Some(owner) = &task.metadata().owner else {
+        return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
+    };
+    let shared: *const Shared = Arc::as_ptr(&owner.shared);
+    // SAFETY: `shared` is valid now (the task holds an `Arc` to it). It must stay valid after the
+    // task is handed to the scheduler, when another thread may run it to completion and free it
+    // with its `Arc`. On one of this runtime's workers that holds: the worker loop owns an
+    // `Arc<Shared>` for as long as it runs. Elsewhere we take an `Arc` of our own first.
+    let here = unsafe { &*shared }.worker_here();
+    if here.is_some() {
+        // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
+        unsafe { &*shared }.schedule(task, reason, here);
+    } else {
+        let shared = owner.shared.clone();
+        shared.schedule(task, reason, None);
     }
 }
 
@@ -229,31 +269,14 @@ impl Handle {
     {
         let shared = &self.shared;
         let id = TaskId::next();
-        let meta = TaskMeta::new(
-            id,
-            options.name.map(String::into_boxed_str),
-            options.priority.unwrap_or_default(),
-        );
-        let schedule = {
-            let shared = shared.clone();
-            async_task::WithInfo(move |task: Runnable, info: async_task::ScheduleInfo| {
-                let reason = if info.woken_while_running {
-                    ScheduleReason::Yield
-                } else {
-                    ScheduleReason::Wake
-                };
-                shared.schedule(task, reason);
-            })
-        };
+        let name = options.name.map(String::into_boxed_str);
+        let priority = options.priority.unwrap_or_default();
         let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
-            let on_drop = {
-                let shared = shared.clone();
-                move |completed: bool| {
-                    if let Some(key) = key {
-                        shared.task_done(key, id, completed);
-                    }
-                }
+            let owner = Owner {
+                shared: shared.clone(),
+                key,
             };
+            let meta = TaskMeta::new(id, name, priority, Some(owner));
             // SAFETY: the future borrows only the task's metadata, which async-task keeps alive
             // for as long as the future (the crate's documented use of `spawn_unchecked`); the
             // future and its output are `Send + 'static` otherwise, and the schedule function is
@@ -263,15 +286,14 @@ impl Handle {
                     move |meta: &TaskMeta| TaskFuture {
                         meta,
                         future: Some(future),
-                        on_drop,
                     },
-                    schedule,
+                    async_task::WithInfo(schedule_fn),
                 )
             };
             let waker = key.map(|_| runnable.waker());
             ((runnable, task), waker)
         });
-        let handle = JoinHandle::new(task, runnable.waker());
+        let handle = JoinHandle::new(task);
         if shared.is_closed() {
             // Never started: dropping the runnable cancels the task.
             drop(runnable);
@@ -284,7 +306,8 @@ impl Handle {
             task.name = runnable.metadata().name(),
             "spawn"
         );
-        shared.schedule(runnable, ScheduleReason::Spawn);
+        let here = shared.worker_here();
+        shared.schedule(runnable, ScheduleReason::Spawn, here);
         handle
     }
 

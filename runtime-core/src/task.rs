@@ -7,9 +7,12 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use crate::active::ActiveKey;
+use crate::runtime::Shared;
 
 /// A runnable task, as a scheduler stores it. Running it ([`async_task::Runnable::run`]) polls
 /// the task's future once; core does that, a scheduler only queues it.
@@ -70,15 +73,32 @@ pub struct TaskMeta {
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
+    /// The runtime that spawned the task, and the task's entry in its registry (`None` for
+    /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
+    /// function so that the schedule function is zero-sized: async-task then skips the guard
+    /// waker it otherwise takes on every schedule.
+    pub(crate) owner: Option<Owner>,
+}
+
+pub(crate) struct Owner {
+    pub(crate) shared: Arc<Shared>,
+    /// `None` when the runtime was already closed at spawn.
+    pub(crate) key: Option<ActiveKey>,
 }
 
 impl TaskMeta {
-    pub(crate) fn new(id: TaskId, name: Option<Box<str>>, priority: Priority) -> TaskMeta {
+    pub(crate) fn new(
+        id: TaskId,
+        name: Option<Box<str>>,
+        priority: Priority,
+        owner: Option<Owner>,
+    ) -> TaskMeta {
         TaskMeta {
             id,
             name,
             priority: AtomicU8::new(priority.0),
             aborted: AtomicBool::new(false),
+            owner,
         }
     }
 
@@ -107,7 +127,7 @@ impl TaskMeta {
 /// a runtime, with runnables made by `async_task::Builder::new().metadata(TaskMeta::default())`.
 impl Default for TaskMeta {
     fn default() -> Self {
-        TaskMeta::new(TaskId::next(), None, Priority::default())
+        TaskMeta::new(TaskId::next(), None, Priority::default(), None)
     }
 }
 
@@ -234,7 +254,6 @@ pub struct JoinHandle<T> {
     /// The task's metadata, which lives in the task's allocation; only read while `task` is
     /// `Some` (`FallibleTask` has no accessor for it).
     meta: NonNull<TaskMeta>,
-    waker: Option<Waker>,
     id: TaskId,
 }
 
@@ -242,21 +261,17 @@ pub struct JoinHandle<T> {
 // `TaskMeta` (which is `Send + Sync`: atomics and an immutable name) that is read only through
 // `&self` while `task` keeps the allocation alive. Everything else is `Send` when `T: Send`.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: as above; `&JoinHandle` gives access only to `TaskMeta` (Sync), `Waker` (Sync) and
+// SAFETY: as above; `&JoinHandle` gives access only to `TaskMeta` (Sync) and
 // `FallibleTask::is_finished`, which only reads atomics.
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(
-        task: async_task::Task<Result<T, JoinError>, TaskMeta>,
-        waker: Waker,
-    ) -> JoinHandle<T> {
+    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> JoinHandle<T> {
         let id = task.metadata().id;
         let meta = NonNull::from(task.metadata());
         JoinHandle {
             task: Some(task.fallible()),
             meta,
-            waker: Some(waker),
             id,
         }
     }
@@ -265,10 +280,17 @@ impl<T> JoinHandle<T> {
     /// worker would poll it (right away if it is waiting), and awaiting this handle gives a
     /// cancelled [`JoinError`]. A task that already finished keeps its output.
     pub fn abort(&self) {
-        if let (Some(task), Some(waker), Some(meta)) = (&self.task, &self.waker, self.metadata()) {
+        if let (Some(task), Some(meta)) = (&self.task, self.metadata()) {
             if !task.is_finished() {
                 meta.aborted.store(true, Ordering::Release);
-                waker.wake_by_ref();
+                // Wake it through the registry, so that it is polled and sees the flag.
+                if let Some(Owner {
+                    shared,
+                    key: Some(key),
+                }) = &meta.owner
+                {
+                    shared.active.wake(*key, meta.id);
+                }
             }
         }
     }
@@ -302,7 +324,6 @@ impl<T> Future for JoinHandle<T> {
         std::task::ready!(crate::coop::poll_proceed(cx));
         let out = std::task::ready!(Pin::new(task).poll(cx));
         self.task = None;
-        self.waker = None;
         Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
     }
 }
@@ -324,24 +345,21 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Wraps every spawned future: catches panics, honours `abort`, and tells `on_drop` when the
+/// Wraps every spawned future: catches panics, honours `abort`, and tells the runtime when the
 /// future is gone (completed, cancelled, or dropped at shutdown).
-pub(crate) struct TaskFuture<'a, F, D: FnMut(bool)> {
+pub(crate) struct TaskFuture<'a, F> {
     pub(crate) meta: &'a TaskMeta,
     /// `None` once the future completed or was cancelled.
     pub(crate) future: Option<F>,
-    /// Called once, when the future is dropped; the argument says whether the task ran to
-    /// completion (output or panic) rather than being cancelled.
-    pub(crate) on_drop: D,
 }
 
-impl<F: Future, D: FnMut(bool)> Future for TaskFuture<'_, F, D> {
+impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved out of its `Option` while
-        // pinned (it is only dropped in place through `set(None)` or with `Self`), and `meta` and
-        // `on_drop` are not pinned.
+        // pinned (it is only dropped in place, by assigning `None` or with `Self`), and `meta` is
+        // not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let id = this.meta.id;
         if this.meta.aborted.load(Ordering::Acquire) {
@@ -363,17 +381,25 @@ impl<F: Future, D: FnMut(bool)> Future for TaskFuture<'_, F, D> {
     }
 }
 
-impl<F, D: FnMut(bool)> TaskFuture<'_, F, D> {
+impl<F> TaskFuture<'_, F> {
+    /// Drops the future once; `completed` says whether it ran to completion (output or panic)
+    /// rather than being cancelled.
     fn drop_future(&mut self, completed: bool) {
         if self.future.is_some() {
             // A panicking destructor must not take the worker down.
             let _ = catch_unwind(AssertUnwindSafe(|| self.future = None));
-            (self.on_drop)(completed);
+            if let Some(Owner {
+                shared,
+                key: Some(key),
+            }) = &self.meta.owner
+            {
+                shared.task_done(*key, self.meta.id, completed);
+            }
         }
     }
 }
 
-impl<F, D: FnMut(bool)> Drop for TaskFuture<'_, F, D> {
+impl<F> Drop for TaskFuture<'_, F> {
     fn drop(&mut self) {
         self.drop_future(false);
     }

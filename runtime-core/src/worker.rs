@@ -29,7 +29,13 @@ pub(crate) trait MainTask {
 pub(crate) trait DynScheduler: Send + Sync + 'static {
     /// Hands a runnable task to the policy (or drops it if the runtime is closed) and returns
     /// whom to wake.
-    fn schedule_task(&self, shared: &Shared, task: Runnable, reason: ScheduleReason) -> Notify;
+    fn schedule_task(
+        &self,
+        shared: &Shared,
+        task: Runnable,
+        reason: ScheduleReason,
+        here: Option<WorkerRef>,
+    ) -> Notify;
     fn new_local_boxed(&self, index: usize) -> Box<dyn Any + Send>;
     /// Runs worker `index` until the runtime closes or `main` completes.
     fn run_worker(
@@ -48,19 +54,24 @@ pub(crate) trait DynScheduler: Send + Sync + 'static {
 
 impl<S: Scheduler> DynScheduler for S {
     #[inline]
-    fn schedule_task(&self, shared: &Shared, task: Runnable, reason: ScheduleReason) -> Notify {
+    fn schedule_task(
+        &self,
+        shared: &Shared,
+        task: Runnable,
+        reason: ScheduleReason,
+        here: Option<WorkerRef>,
+    ) -> Notify {
         if shared.is_closed() {
             drop(task);
             return Notify::None;
         }
-        let me: *const Shared = shared;
-        match context::current_worker() {
-            Some(w) if std::ptr::eq(w.shared, me) => {
+        match here {
+            Some(w) => {
                 let info = ScheduleInfo::new(reason, Some(w.index));
-                // SAFETY: `w.local` was installed by `run` below for this very runtime (the
-                // `shared` addresses match, and a runtime has one scheduler type `S`), points to
-                // its `RefCell<S::Local>`, and stays valid while the `WorkerRef` is installed,
-                // which is the whole time we are on this thread inside that worker loop.
+                // SAFETY: `here` is this thread's `WorkerRef` for this very runtime (the caller
+                // checked the `shared` address; a runtime has one scheduler type `S`): `w.local`
+                // points to the worker loop's `RefCell<S::Local>`, valid while the `WorkerRef` is
+                // installed, which is the whole time we are on this thread inside that loop.
                 let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
                 match cell.try_borrow_mut() {
                     Ok(mut local) => {
@@ -73,7 +84,7 @@ impl<S: Scheduler> DynScheduler for S {
                     }
                 }
             }
-            _ => {
+            None => {
                 let info = ScheduleInfo::new(reason, None);
                 self.schedule(task, info, None);
                 self.notify(&info, None)
