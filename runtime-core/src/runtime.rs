@@ -120,8 +120,9 @@ impl Shared {
         if here.is_some() {
             // On one of our workers there is no race with shutdown: the worker drops what its
             // own state holds when it exits, and the last worker to exit drains the shared
-            // queues after it. So no fence is needed unless someone must be woken.
-            if notify != Notify::None {
+            // queues after it. So no fence is needed unless someone must be woken (and with a
+            // single worker, the caller is the one that will run the task).
+            if notify != Notify::None && self.workers > 1 {
                 std::sync::atomic::fence(Ordering::SeqCst);
                 self.notify(notify);
             }

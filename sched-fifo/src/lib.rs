@@ -3,15 +3,23 @@
 //! # Ordering guarantee
 //!
 //! Tasks are handed out in the order in which they became runnable: the order of the
-//! `schedule` calls, as linearised by the queue (`concurrent-queue`'s unbounded queue is
-//! linearisable). With one worker, tasks therefore *run* in exactly that order. With `N`
-//! workers, tasks *start* in that order, but `N` of them run at a time, so a later task can
-//! finish before an earlier one. A task that yields goes to the back, behind everything already
-//! queued, so a yielding loop cannot starve the others.
+//! `schedule` calls, as linearised by the queue. With one worker, tasks therefore *run* in
+//! exactly that order. With `N` workers, tasks *start* in that order, but `N` of them run at a
+//! time, so a later task can finish before an earlier one. A task that yields goes to the back,
+//! behind everything already queued, so a yielding loop cannot starve the others.
 //!
 //! FIFO is simple, fair, and has predictable latency: a runnable task waits for at most the
 //! tasks queued before it. Its cost is that every schedule and every pick goes through one shared
 //! queue, which becomes a point of contention with many workers; work-stealing avoids it.
+//!
+//! # One worker
+//!
+//! With a single worker (current-thread mode, or `worker_threads(1)`), tasks scheduled on the
+//! worker itself go to a plain `VecDeque` that only the worker touches, and the shared queue
+//! becomes an inbox for the other threads. The inbox is moved to the back of the deque before
+//! every push to the deque and before every pick, so a task from the inbox always precedes a
+//! task scheduled after it: the order above holds exactly, with no atomic operation on the
+//! worker's own schedules.
 //!
 //! ```
 //! use runtime_core::{Config, Runtime};
@@ -35,6 +43,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use std::collections::VecDeque;
+
 use concurrent_queue::ConcurrentQueue;
 use runtime_core::{Runnable, ScheduleInfo, Scheduler};
 
@@ -42,6 +52,9 @@ use runtime_core::{Runnable, ScheduleInfo, Scheduler};
 #[derive(Debug)]
 pub struct Fifo {
     queue: ConcurrentQueue<Runnable>,
+    /// Whether the runtime has a single worker (then it keeps a private deque, see the crate
+    /// docs).
+    single: bool,
 }
 
 impl Fifo {
@@ -49,17 +62,26 @@ impl Fifo {
     pub fn new() -> Fifo {
         Fifo {
             queue: ConcurrentQueue::unbounded(),
+            single: false,
         }
     }
 
-    /// Tasks queued right now.
-    pub fn len(&self) -> usize {
-        self.queue.len()
+    fn push_shared(&self, task: Runnable) {
+        // An unbounded queue that is never closed accepts every push.
+        if let Err(e) = self.queue.push(task) {
+            unreachable!("the FIFO queue is never closed: {e}");
+        }
     }
 
-    /// Whether no task is queued.
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+    /// Moves everything in the shared inbox to the back of the worker's deque.
+    #[inline]
+    fn take_inbox(&self, local: &mut VecDeque<Runnable>) {
+        while !self.queue.is_empty() {
+            match self.queue.pop() {
+                Ok(t) => local.push_back(t),
+                Err(_) => break,
+            }
+        }
     }
 }
 
@@ -70,18 +92,72 @@ impl Default for Fifo {
 }
 
 impl Scheduler for Fifo {
-    type Local = ();
+    /// The single worker's private deque (unused with several workers).
+    type Local = VecDeque<Runnable>;
+
+    fn init(&mut self, workers: usize) {
+        self.single = workers == 1;
+    }
 
     #[inline]
-    fn schedule(&self, task: Runnable, _info: ScheduleInfo, _local: Option<&mut ()>) {
-        // An unbounded queue that is never closed accepts every push.
-        if let Err(e) = self.queue.push(task) {
-            unreachable!("the FIFO queue is never closed: {e}");
+    fn schedule(&self, task: Runnable, _info: ScheduleInfo, local: Option<&mut Self::Local>) {
+        match local {
+            Some(local) if self.single => {
+                self.take_inbox(local);
+                local.push_back(task);
+            }
+            _ => self.push_shared(task),
         }
     }
 
     #[inline]
-    fn next(&self, _worker: usize, _local: &mut ()) -> Option<Runnable> {
-        self.queue.pop().ok()
+    fn next(&self, _worker: usize, local: &mut Self::Local) -> Option<Runnable> {
+        if self.single {
+            self.take_inbox(local);
+            local.pop_front()
+        } else {
+            self.queue.pop().ok()
+        }
+    }
+
+    fn drain(&self, local: Option<(usize, &mut Self::Local)>) -> Option<Runnable> {
+        match local {
+            Some((_, local)) => local.pop_front().or_else(|| self.queue.pop().ok()),
+            None => self.queue.pop().ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runtime_core::{ScheduleReason, TaskMeta, async_task};
+
+    fn task() -> (Runnable, async_task::Task<(), TaskMeta>) {
+        async_task::Builder::new()
+            .metadata(TaskMeta::default())
+            .spawn(|_| async {}, |_| {})
+    }
+
+    /// With one worker, a task from the inbox precedes a task the worker schedules later, and
+    /// the worker's own tasks keep their order.
+    #[test]
+    fn single_worker_keeps_the_order_across_inbox_and_deque() {
+        let mut f = Fifo::new();
+        f.init(1);
+        let mut local = VecDeque::new();
+        let (tasks, _handles): (Vec<_>, Vec<_>) = (0..4).map(|_| task()).unzip();
+        let ids: Vec<_> = tasks.iter().map(|t| t.metadata().id()).collect();
+        let mut tasks = tasks.into_iter();
+        let on_worker = ScheduleInfo::new(ScheduleReason::Wake, Some(0));
+        let foreign = ScheduleInfo::new(ScheduleReason::Wake, None);
+        f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local));
+        f.schedule(tasks.next().unwrap(), foreign, None);
+        f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local));
+        f.schedule(tasks.next().unwrap(), foreign, None);
+        let out: Vec<_> = std::iter::from_fn(|| f.next(0, &mut local))
+            .map(|t| t.metadata().id())
+            .collect();
+        assert_eq!(out, ids);
     }
 }
