@@ -57,10 +57,10 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// The defaults: FIFO scheduler, one worker per core.
+    /// The defaults: the work-stealing scheduler, one worker per core.
     pub fn new() -> Builder {
         Builder {
-            scheduler: Choice::Fifo,
+            scheduler: Choice::WorkStealing(WorkStealingConfig::default()),
             lifo_slot: None,
             worker_threads: None,
             thread_name: None,
@@ -382,6 +382,12 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(rt.metrics().workers.len(), 3);
+    }
+
+    #[test]
+    fn work_stealing_is_the_default() {
+        assert_eq!(Builder::new().build().unwrap().scheduler(), "worksteal");
+        assert_eq!(env(&[]).build().unwrap().scheduler(), "worksteal");
     }
 
     #[test]

@@ -10,17 +10,17 @@ thread_local! {
     static CONTEXT: Context = const {
         Context {
             handle: RefCell::new(None),
-            worker: Cell::new(None),
             driving: Cell::new(false),
         }
     };
+    /// Set while this thread is a worker of some runtime. A thread-local of its own, with no
+    /// destructor, because every schedule reads it: access is then a plain load.
+    static WORKER: Cell<Option<WorkerRef>> = const { Cell::new(None) };
 }
 
 struct Context {
     /// The runtime that `spawn` and resources use on this thread.
     handle: RefCell<Option<Handle>>,
-    /// Set while this thread is a worker of some runtime.
-    worker: Cell<Option<WorkerRef>>,
     /// Set while this thread drives a runtime (a worker loop or `block_on`): blocking on another
     /// future here would stall that runtime, so `block_on` refuses.
     driving: Cell<bool>,
@@ -67,8 +67,9 @@ pub fn try_current() -> Option<Handle> {
     CONTEXT.with(|c| c.handle.borrow().clone())
 }
 
+#[inline]
 pub(crate) fn current_worker() -> Option<WorkerRef> {
-    CONTEXT.try_with(|c| c.worker.get()).ok().flatten()
+    WORKER.with(Cell::get)
 }
 
 /// Whether this thread is currently driving a runtime (a worker, or inside `block_on`).
@@ -137,13 +138,12 @@ pub(crate) struct WorkerGuard {
 
 pub(crate) fn set_worker(worker: WorkerRef) -> WorkerGuard {
     WorkerGuard {
-        prev: CONTEXT.with(|c| c.worker.replace(Some(worker))),
+        prev: WORKER.with(|w| w.replace(Some(worker))),
     }
 }
 
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        let _ = CONTEXT.try_with(|c| c.worker.set(prev));
+        WORKER.with(|w| w.set(self.prev.take()));
     }
 }

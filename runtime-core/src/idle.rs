@@ -123,14 +123,14 @@ impl Idle {
         }
     }
 
-    #[cfg(all(test, not(loom)))]
+    #[cfg(all(test, not(rt_loom)))]
     pub(crate) fn counts(&self) -> (usize, usize) {
         let s = self.state.load(SeqCst);
         (unparked(s), searching(s))
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
 
@@ -164,7 +164,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, rt_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

@@ -160,7 +160,7 @@ impl Parking {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize as StdAtomic;

@@ -1,14 +1,14 @@
 //! The synchronisation primitives of the park/idle protocol, swapped for loom's under
 //! `--cfg loom` so that the protocol can be model-checked.
 
-#[cfg(loom)]
+#[cfg(rt_loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
-#[cfg(loom)]
+#[cfg(rt_loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
-#[cfg(not(loom))]
+#[cfg(not(rt_loom))]
 pub(crate) use std::sync::atomic::{AtomicUsize, fence};
-#[cfg(not(loom))]
+#[cfg(not(rt_loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Locks one of the model-checked mutexes above, ignoring poisoning: the protected data of

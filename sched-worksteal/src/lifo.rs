@@ -15,9 +15,9 @@ use std::ptr::{NonNull, null_mut};
 
 use runtime_core::Runnable;
 
-#[cfg(loom)]
+#[cfg(rt_loom)]
 use loom::sync::atomic::{AtomicPtr, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(rt_loom))]
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub(crate) struct LifoSlot(AtomicPtr<()>);
@@ -41,7 +41,7 @@ impl LifoSlot {
         Self::own(self.0.swap(null_mut(), Ordering::AcqRel))
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, not(rt_loom)))]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.load(Ordering::Relaxed).is_null()
     }
@@ -59,7 +59,7 @@ impl Drop for LifoSlot {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
     use runtime_core::async_task;
@@ -96,7 +96,7 @@ mod tests {
     }
 }
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, rt_loom))]
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

@@ -1,8 +1,10 @@
 //! The same application under any scheduler: the policy comes from the first command-line
-//! argument or from `RUNTIME_SCHEDULER`, and the application code below does not change.
+//! argument or from `RUNTIME_SCHEDULER`, and the application code below does not change. With
+//! neither, the application runs under every built-in scheduler in turn.
 //!
-//! Run: `cargo run -p examples --bin swap_scheduler -- fifo`
-//! or:  `RUNTIME_SCHEDULER=fifo RUNTIME_WORKER_THREADS=2 cargo run -p examples --bin swap_scheduler`
+//! Run: `cargo run --release -p examples --bin swap_scheduler` (all of them)
+//! or:  `cargo run --release -p examples --bin swap_scheduler -- fifo`
+//! or:  `RUNTIME_SCHEDULER=worksteal RUNTIME_WORKER_THREADS=2 cargo run -p examples --bin swap_scheduler`
 
 use std::time::Instant;
 
@@ -38,11 +40,8 @@ async fn application() -> (u64, u64) {
     (chained, sum)
 }
 
-fn main() {
-    let mut builder = facade::Builder::from_env();
-    if let Some(name) = std::env::args().nth(1) {
-        builder = builder.scheduler_name(&name);
-    }
+/// Builds a runtime from `builder` and runs the application on it.
+fn run(builder: facade::Builder) {
     let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -54,10 +53,33 @@ fn main() {
     let (chained, sum) = rt.block_on(application());
     let elapsed = start.elapsed();
     let m = rt.metrics();
+    let policy: Vec<String> = m
+        .scheduler
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     println!(
-        "scheduler {:>8}: chain depth {chained}, sum {sum}, {} tasks, {} polls, in {elapsed:.2?}",
+        "{:>9}: chain depth {chained}, sum {sum}, {} tasks, {} polls, {} parks, in {elapsed:>9.2?}  {}",
         rt.scheduler(),
         m.tasks_spawned,
-        m.tasks_polled
+        m.tasks_polled,
+        m.workers.iter().map(|w| w.parks).sum::<u64>(),
+        policy.join(", ")
     );
+}
+
+fn main() {
+    let from_env = std::env::var("RUNTIME_SCHEDULER").is_ok_and(|v| !v.trim().is_empty());
+    match std::env::args().nth(1) {
+        Some(name) => run(facade::Builder::from_env().scheduler_name(&name)),
+        None if from_env => run(facade::Builder::from_env()),
+        None => {
+            println!(
+                "The same application under each scheduler (RUNTIME_WORKER_THREADS or the core count):"
+            );
+            for name in facade::SCHEDULERS {
+                run(facade::Builder::from_env().scheduler_name(name));
+            }
+        }
+    }
 }
