@@ -2,16 +2,18 @@
 //!
 //! A task that waits on a future that never completes is referenced only by wakers that nobody
 //! calls; without this registry it could never be cancelled, and its future would never be
-//! dropped. Each live task has one entry (its id and a waker) in one of a few sharded slabs;
-//! the entry goes when the task's future is dropped.
+//! dropped. Each live task has one entry (a waker, 16 bytes) in one of a few sharded slabs; the
+//! entry goes when the task's future is dropped.
 //!
 //! # Ground rules
 //!
 //! - `insert` checks `closed` *under the shard lock*, and shutdown sets `closed` before it
 //!   drains each shard under the same lock: a spawn either lands in a shard before it is drained
 //!   (and is cancelled by the drain) or sees `closed` and never starts.
-//! - An entry is removed only by its own task (`remove` checks the id) or by the shutdown drain,
-//!   which empties the shard for good.
+//! - An entry is removed only by its own task or by the shutdown drain, which empties the shard
+//!   for good (no insert follows it). So a key never names another task's entry when its task
+//!   removes it. `wake` (for `abort`) may race with the task's completion and wake a newer task
+//!   that reused the slot: a spurious wake-up, which every future tolerates.
 //! - Wakers are called outside the lock: waking a task at shutdown drops its future, whose
 //!   destructor removes its entry.
 
@@ -21,18 +23,33 @@ use std::task::Waker;
 
 use slab::Slab;
 
+use std::num::NonZeroU64;
+
 use crate::sync::lock_std as lock;
 use crate::task::TaskId;
 
-/// Where a task's entry lives.
+/// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that
+/// `Option<ActiveKey>` is 8 bytes).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ActiveKey {
-    shard: u32,
-    index: u32,
+pub(crate) struct ActiveKey(NonZeroU64);
+
+impl ActiveKey {
+    fn new(shard: usize, index: usize) -> ActiveKey {
+        let packed = ((shard as u64) << 48) | (index as u64 + 1);
+        ActiveKey(NonZeroU64::new(packed).expect("index + 1 is never zero"))
+    }
+
+    fn shard(self) -> usize {
+        (self.0.get() >> 48) as usize
+    }
+
+    fn index(self) -> usize {
+        (self.0.get() & ((1 << 48) - 1)) as usize - 1
+    }
 }
 
-/// One shard: each live task's id and a waker for it.
-type Shard = Mutex<Slab<(TaskId, Waker)>>;
+/// One shard: a waker for each live task.
+type Shard = Mutex<Slab<Waker>>;
 
 pub(crate) struct Active {
     shards: Box<[Shard]>,
@@ -62,38 +79,28 @@ impl Active {
             drop(slab);
             return make(None).0;
         }
-        let index = slab.vacant_key();
-        let key = ActiveKey {
-            shard: shard as u32,
-            index: index as u32,
-        };
+        let key = ActiveKey::new(shard, slab.vacant_key());
         let (out, waker) = make(Some(key));
         if let Some(waker) = waker {
-            slab.insert((id, waker));
+            slab.insert(waker);
         }
         out
     }
 
-    /// Removes task `id`'s entry, if it is still there.
-    pub(crate) fn remove(&self, key: ActiveKey, id: TaskId) {
-        let mut slab = lock(&self.shards[key.shard as usize]);
-        if slab.get(key.index as usize).is_some_and(|(i, _)| *i == id) {
-            let (_, waker) = slab.remove(key.index as usize);
-            drop(slab);
-            drop(waker);
-        }
+    /// Removes a task's entry, if it is still there (the shutdown drain may have taken it).
+    pub(crate) fn remove(&self, key: ActiveKey) {
+        let mut slab = lock(&self.shards[key.shard()]);
+        let waker = slab.try_remove(key.index());
+        drop(slab);
+        drop(waker);
     }
 
-    /// Wakes task `id` through its entry, if it is still there.
-    pub(crate) fn wake(&self, key: ActiveKey, id: TaskId) {
-        let waker = {
-            let slab = lock(&self.shards[key.shard as usize]);
-            match slab.get(key.index as usize) {
-                Some((i, w)) if *i == id => w.clone(),
-                _ => return,
-            }
-        };
-        waker.wake();
+    /// Wakes the task of `key`, if its entry is still there.
+    pub(crate) fn wake(&self, key: ActiveKey) {
+        let waker = lock(&self.shards[key.shard()]).get(key.index()).cloned();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Shutdown: takes every entry out and returns the wakers.
@@ -101,7 +108,7 @@ impl Active {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let mut slab = lock(shard);
-            out.extend(slab.drain().map(|(_, w)| w));
+            out.extend(slab.drain());
             slab.shrink_to_fit();
         }
         out

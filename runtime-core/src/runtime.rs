@@ -182,7 +182,7 @@ impl Shared {
     }
 
     pub(crate) fn task_done(&self, key: crate::active::ActiveKey, id: TaskId, completed: bool) {
-        self.active.remove(key, id);
+        self.active.remove(key);
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
         if completed {
@@ -270,7 +270,7 @@ impl Handle {
     {
         let shared = &self.shared;
         let id = TaskId::next();
-        let name = options.name.map(String::into_boxed_str);
+        let name = options.name.map(Box::new);
         let priority = options.priority.unwrap_or_default();
         let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
             let owner = Owner {

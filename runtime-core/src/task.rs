@@ -69,7 +69,9 @@ impl Default for Priority {
 /// [`Runnable::metadata`](async_task::Runnable::metadata).
 pub struct TaskMeta {
     id: TaskId,
-    name: Option<Box<str>>,
+    /// Boxed twice so that the rare name costs one word in every task (a `String` is three).
+    #[allow(clippy::box_collection)]
+    name: Option<Box<String>>,
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
@@ -87,9 +89,10 @@ pub(crate) struct Owner {
 }
 
 impl TaskMeta {
+    #[allow(clippy::box_collection)] // see the `name` field
     pub(crate) fn new(
         id: TaskId,
-        name: Option<Box<str>>,
+        name: Option<Box<String>>,
         priority: Priority,
         owner: Option<Owner>,
     ) -> TaskMeta {
@@ -109,7 +112,7 @@ impl TaskMeta {
 
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(String::as_str)
     }
 
     /// The task's current priority.
@@ -149,9 +152,15 @@ pub struct JoinError {
 
 enum Repr {
     Cancelled,
-    // The mutex only makes the error `Sync`; the payload is taken once, by value.
-    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+    // The mutex only makes the error `Sync`; the payload is taken once, by value. Boxed so that
+    // `JoinError` is two words: it is part of every task's output slot, panics are rare.
+    Panic(Box<Mutex<Box<dyn Any + Send + 'static>>>),
 }
+
+// Part of every task's output slot: keep it two words.
+const _: () = assert!(std::mem::size_of::<JoinError>() == 16);
+// In every task's header.
+const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 40);
 
 impl JoinError {
     pub(crate) fn cancelled(id: TaskId) -> JoinError {
@@ -164,7 +173,7 @@ impl JoinError {
     pub(crate) fn panic(id: TaskId, payload: Box<dyn Any + Send>) -> JoinError {
         JoinError {
             id,
-            repr: Repr::Panic(Mutex::new(payload)),
+            repr: Repr::Panic(Box::new(Mutex::new(payload))),
         }
     }
 
@@ -196,7 +205,7 @@ impl JoinError {
     /// The panic payload, or the error back if the task was cancelled.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Panic(p) => Ok((*p).into_inner().unwrap_or_else(|e| e.into_inner())),
             Repr::Cancelled => Err(self),
         }
     }
@@ -289,7 +298,7 @@ impl<T> JoinHandle<T> {
                     key: Some(key),
                 }) = &meta.owner
                 {
-                    shared.active.wake(*key, meta.id);
+                    shared.active.wake(*key);
                 }
             }
         }
