@@ -339,8 +339,14 @@ impl Scheduler for WorkStealing {
             self.push_global(task);
             return;
         };
-        if self.config.lifo_slot && info.reason != ScheduleReason::Yield {
-            match self.workers[l.index].lifo.put(task) {
+        let slot = &self.workers[l.index].lifo;
+        if self.config.lifo_slot && info.reason == ScheduleReason::Spawn && !slot.is_empty() {
+            // A spawn fills an empty slot but does not displace its task: a loop of spawns
+            // would otherwise move every task through the slot on its way to the queue.
+            self.push_local(l, task);
+            l.notify = true;
+        } else if self.config.lifo_slot && info.reason != ScheduleReason::Yield {
+            match slot.put(task) {
                 Some(prev) => {
                     self.push_local(l, prev);
                     l.notify = true;

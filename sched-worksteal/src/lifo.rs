@@ -41,7 +41,6 @@ impl LifoSlot {
         Self::own(self.0.swap(null_mut(), Ordering::AcqRel))
     }
 
-    #[cfg(all(test, not(rt_loom)))]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.load(Ordering::Relaxed).is_null()
     }
