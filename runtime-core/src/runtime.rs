@@ -165,16 +165,22 @@ impl Shared {
     #[inline]
     pub(crate) fn run_task(&self, index: usize, task: Runnable) {
         bump(&self.counters.workers[index].polls, true);
-        let span = {
-            let meta = task.metadata();
-            tracing::trace_span!(
-                "poll",
-                task.id = meta.id().as_u64(),
-                task.name = meta.name()
-            )
-        };
-        let _entered = span.enter();
-        crate::coop::with_budget(|| task.run());
+        // Checked first (one relaxed load): even a disabled span costs a construction, an
+        // enter and an exit per poll, 4.5% of yield_many's instructions when measured.
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            let span = {
+                let meta = task.metadata();
+                tracing::trace_span!(
+                    "poll",
+                    task.id = meta.id().as_u64(),
+                    task.name = meta.name()
+                )
+            };
+            let _entered = span.enter();
+            crate::coop::with_budget(|| task.run());
+        } else {
+            crate::coop::with_budget(|| task.run());
+        }
     }
 
     fn worker_index_here(&self) -> Option<usize> {
