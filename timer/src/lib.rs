@@ -202,8 +202,11 @@ impl<T> Wheel<T> {
             return fired;
         }
         loop {
-            let next = (0..LEVELS).find_map(|l| self.next_in_level(l).map(|(s, start)| (l, s, start)));
-            let Some((level, slot, start)) = next else { break };
+            let next =
+                (0..LEVELS).find_map(|l| self.next_in_level(l).map(|(s, start)| (l, s, start)));
+            let Some((level, slot, start)) = next else {
+                break;
+            };
             if start > now {
                 break;
             }

@@ -43,7 +43,9 @@ fn matches_an_ordered_map_model() {
                 next_id += 1;
             }
             5..=6 => {
-                if let Some((&k, &key)) = model.iter().nth(rng.below(model.len() as u64 + 1) as usize) {
+                if let Some((&k, &key)) =
+                    model.iter().nth(rng.below(model.len() as u64 + 1) as usize)
+                {
                     assert_eq!(wheel.remove(key), Some(k));
                     model.remove(&k);
                 }
@@ -60,7 +62,10 @@ fn matches_an_ordered_map_model() {
                 let mut fired = Vec::new();
                 wheel.poll(now, |v| fired.push(v));
                 for &(deadline, _) in &fired {
-                    assert!(deadline <= now, "fired early: deadline {deadline}, now {now}");
+                    assert!(
+                        deadline <= now,
+                        "fired early: deadline {deadline}, now {now}"
+                    );
                 }
                 let due: Vec<_> = model.range(..=(now, usize::MAX)).map(|(k, _)| *k).collect();
                 fired.sort();
@@ -71,7 +76,10 @@ fn matches_an_ordered_map_model() {
                 // The next deadline is never after the earliest entry.
                 if let Some((&(earliest, _), _)) = model.iter().next() {
                     let next = wheel.next_deadline().expect("entries left");
-                    assert!(next <= earliest.max(now), "next {next} > earliest {earliest}");
+                    assert!(
+                        next <= earliest.max(now),
+                        "next {next} > earliest {earliest}"
+                    );
                 }
             }
         }
@@ -150,5 +158,9 @@ fn insert_cancel_cycles_keep_constant_memory() {
         wheel.remove(k);
     }
     assert_eq!(wheel.len(), live.len());
-    assert!(wheel.capacity() <= cap + 1, "capacity grew from {cap} to {}", wheel.capacity());
+    assert!(
+        wheel.capacity() <= cap + 1,
+        "capacity grew from {cap} to {}",
+        wheel.capacity()
+    );
 }

@@ -1,0 +1,248 @@
+//! [`Async<T>`]: any I/O object with a file descriptor, driven by the reactor.
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::reactor::{Direction, Reactor, Source, shut_down};
+
+static CURRENT: OnceLock<fn() -> Option<Arc<Reactor>>> = OnceLock::new();
+
+/// Tells the reactor crate how to find the reactor of the current thread's runtime (the facade
+/// calls this once). I/O objects created with [`Async::new`] use it.
+pub fn set_current_hook(hook: fn() -> Option<Arc<Reactor>>) {
+    let _ = CURRENT.set(hook);
+}
+
+/// The reactor of the current thread's runtime.
+pub fn current() -> io::Result<Arc<Reactor>> {
+    CURRENT.get().and_then(|f| f()).ok_or_else(|| {
+        io::Error::other(
+            "there is no runtime with I/O on this thread: create sockets inside a runtime \
+             (in a task, inside Runtime::block_on, or while a Runtime::enter() guard is alive), \
+             or pass a reactor to Async::with_reactor",
+        )
+    })
+}
+
+/// Never blocked yet: readiness is assumed until an operation says otherwise.
+const NEVER: u64 = u64::MAX;
+
+/// An I/O object in non-blocking mode, registered with a runtime's reactor.
+///
+/// Operations try the I/O first and wait for readiness only after `WouldBlock`. Each attempt
+/// spends one unit of the task's cooperative budget. After the runtime has shut down,
+/// operations fail with an `io::Error` instead of waiting forever.
+///
+/// `Async<T>` implements `AsyncRead`/`AsyncWrite` from `futures-io` when `&T` implements
+/// `Read`/`Write`, so runtime-agnostic crates work over it.
+pub struct Async<T: AsFd> {
+    io: Option<T>,
+    source: Arc<Source>,
+    reactor: Arc<Reactor>,
+    /// Per direction, the tick at which an operation last hit `WouldBlock`.
+    blocked_at: [AtomicU64; 2],
+}
+
+impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for Async<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Async").field("io", &self.io).finish()
+    }
+}
+
+impl<T: AsFd> Async<T> {
+    /// Puts `io` in non-blocking mode and registers it with the current runtime's reactor.
+    pub fn new(io: T) -> io::Result<Async<T>> {
+        Async::with_reactor(io, &current()?)
+    }
+
+    /// Puts `io` in non-blocking mode and registers it with `reactor`.
+    pub fn with_reactor(io: T, reactor: &Arc<Reactor>) -> io::Result<Async<T>> {
+        rustix::io::ioctl_fionbio(io.as_fd(), true)?;
+        let source = reactor.register(io.as_fd().as_raw_fd())?;
+        Ok(Async {
+            io: Some(io),
+            source,
+            reactor: reactor.clone(),
+            blocked_at: [AtomicU64::new(NEVER), AtomicU64::new(NEVER)],
+        })
+    }
+
+    /// The inner I/O object.
+    pub fn get_ref(&self) -> &T {
+        self.io.as_ref().expect("present until drop or into_inner")
+    }
+
+    /// The inner I/O object, mutably.
+    pub fn get_mut(&mut self) -> &mut T {
+        self.io.as_mut().expect("present until drop or into_inner")
+    }
+
+    /// Deregisters and returns the I/O object (still in non-blocking mode).
+    pub fn into_inner(mut self) -> T {
+        self.reactor.deregister(&self.source);
+        self.io.take().expect("present until drop or into_inner")
+    }
+
+    fn poll_io<R>(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        ready!(runtime_core::coop::poll_proceed(cx));
+        loop {
+            if self.reactor.is_closed() {
+                return Poll::Ready(Err(shut_down()));
+            }
+            let tick = self.source.tick(dir);
+            match op(self.get_ref()) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                res => return Poll::Ready(res),
+            }
+            self.blocked_at[dir as usize].store(tick, Ordering::Relaxed);
+            ready!(self.source.poll_ready(dir, tick, cx));
+        }
+    }
+
+    /// Polls a read-like operation: `op` runs until it does not return `WouldBlock`.
+    pub fn poll_read_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(Direction::Read, cx, op)
+    }
+
+    /// Polls a write-like operation: `op` runs until it does not return `WouldBlock`.
+    pub fn poll_write_with<R>(
+        &self,
+        cx: &mut Context<'_>,
+        op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io(Direction::Write, cx, op)
+    }
+
+    /// Runs a read-like operation until it does not return `WouldBlock`.
+    ///
+    /// ```no_run
+    /// # async fn f(sock: reactor::Async<std::net::UdpSocket>) -> std::io::Result<()> {
+    /// let mut buf = [0u8; 1500];
+    /// let (n, from) = sock.read_with(|s| s.recv_from(&mut buf)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_read_with(cx, &mut op)).await
+    }
+
+    /// Runs a write-like operation until it does not return `WouldBlock`.
+    pub async fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        std::future::poll_fn(|cx| self.poll_write_with(cx, &mut op)).await
+    }
+
+    fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.reactor.is_closed() {
+            return Poll::Ready(Err(shut_down()));
+        }
+        let blocked = self.blocked_at[dir as usize].load(Ordering::Relaxed);
+        if blocked == NEVER {
+            return Poll::Ready(Ok(()));
+        }
+        self.source.poll_ready(dir, blocked, cx).map(Ok)
+    }
+
+    /// Waits until a read would not block (as far as the last `WouldBlock` tells).
+    pub fn readable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        std::future::poll_fn(|cx| self.poll_ready(Direction::Read, cx))
+    }
+
+    /// Waits until a write would not block (as far as the last `WouldBlock` tells).
+    pub fn writable(&self) -> impl Future<Output = io::Result<()>> + '_ {
+        std::future::poll_fn(|cx| self.poll_ready(Direction::Write, cx))
+    }
+}
+
+impl<T: AsFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        if self.io.is_some() {
+            // Deregister before the fd is closed (the `polling` backend requires it).
+            self.reactor.deregister(&self.source);
+            self.io = None;
+        }
+    }
+}
+
+impl<T: AsFd> AsyncRead for Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, |mut io| io.read(buf))
+    }
+}
+
+impl<T: AsFd> AsyncRead for &Async<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_read_with(cx, |mut io| io.read(buf))
+    }
+}
+
+impl<T: AsFd> AsyncWrite for Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |mut io| io.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_with(cx, |mut io| io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl<T: AsFd> AsyncWrite for &Async<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_with(cx, |mut io| io.write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_with(cx, |mut io| io.flush())
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_with(cx, |mut io| io.flush())
+    }
+}
