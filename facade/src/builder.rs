@@ -34,6 +34,7 @@ pub struct Builder {
     worker_threads: Option<usize>,
     thread_name: Option<String>,
     thread_stack_size: Option<usize>,
+    start_paused: bool,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -65,6 +66,7 @@ impl Builder {
             worker_threads: None,
             thread_name: None,
             thread_stack_size: None,
+            start_paused: false,
             error: None,
         }
     }
@@ -180,18 +182,42 @@ impl Builder {
         self
     }
 
+    /// Starts with the clock paused (for deterministic timer tests): time moves only through
+    /// `time::advance`, or, when the runtime is idle, straight to the next deadline. Needs
+    /// current-thread mode (`worker_threads(0)`); `build` says so otherwise.
+    pub fn start_paused(mut self, paused: bool) -> Builder {
+        self.start_paused = paused;
+        self
+    }
+
     /// Starts the runtime, or says which setting is wrong.
     pub fn build(self) -> Result<Runtime, BuildError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let workers = self.worker_threads.unwrap_or_else(num_cpus::get);
+        if self.start_paused && workers != 0 {
+            return Err(BuildError::invalid(
+                "start_paused",
+                "true",
+                format!(
+                    "a current-thread runtime (worker_threads(0)); this one has {workers} worker threads, where an idle runtime is not well defined"
+                ),
+            ));
+        }
         let name = self.thread_name.unwrap_or_else(|| "rt-worker".into());
+        reactor::set_current_hook(crate::driver::current_reactor);
+        let (driver, io) =
+            crate::driver::RtDriver::new(self.start_paused).map_err(|e| BuildError {
+                kind: BuildErrorKind::Driver,
+                message: format!("could not create the I/O driver: {e}"),
+            })?;
         let config = Config {
             worker_threads: workers,
             thread_name: Arc::new(move |i| format!("{name}-{i}")),
             thread_stack_size: self.thread_stack_size,
-            ..Config::default()
+            driver: Some(Box::new(driver)),
+            extension: Some(io.clone()),
         };
         let scheduler = self.scheduler.name().to_string();
         let start = match self.scheduler {
@@ -209,7 +235,7 @@ impl Builder {
             message: format!("could not start the worker threads: {e}"),
         })?;
         tracing::debug!(scheduler, workers, "runtime started");
-        Ok(Runtime::from_core(inner, scheduler))
+        Ok(Runtime::from_core(inner, scheduler, io))
     }
 
     fn scheduler_setting(mut self, setting: &str, name: &str) -> Builder {
@@ -283,6 +309,8 @@ pub enum BuildErrorKind {
     InvalidSetting,
     /// The operating system refused to start a worker thread.
     ThreadSpawn,
+    /// The I/O driver could not be created (out of file descriptors, for instance).
+    Driver,
 }
 
 /// Why [`Builder::build`] failed. Its message names the setting, the bad value and the valid

@@ -30,8 +30,19 @@
 //! [`Builder::custom`].
 
 mod builder;
+mod driver;
 mod runtime;
 pub mod task;
+pub mod time;
+
+/// Sockets driven by the runtime's reactor (TCP, UDP, Unix) and [`net::Async`] for any other
+/// file descriptor. They implement `futures-io`'s `AsyncRead` / `AsyncWrite`.
+pub mod net {
+    pub use reactor::{
+        Async, LISTEN_BACKLOG, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener,
+        UnixStream,
+    };
+}
 
 use std::future::Future;
 use std::sync::OnceLock;

@@ -2,7 +2,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::driver::IoTime;
 
 use runtime_core::{EnterGuard, JoinHandle, RuntimeMetrics, SpawnOptions};
 
@@ -11,9 +14,11 @@ use runtime_core::{EnterGuard, JoinHandle, RuntimeMetrics, SpawnOptions};
 /// Dropping it shuts it down: every task still alive is cancelled and its future dropped, and
 /// the worker threads are joined.
 pub struct Runtime {
-    inner: runtime_core::Runtime,
+    /// `None` once shut down (dropped first, then the driver is closed).
+    inner: Option<runtime_core::Runtime>,
     handle: Handle,
     scheduler: String,
+    io: Arc<IoTime>,
 }
 
 impl fmt::Debug for Runtime {
@@ -26,15 +31,30 @@ impl fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    pub(crate) fn from_core(inner: runtime_core::Runtime, scheduler: String) -> Runtime {
+    pub(crate) fn from_core(
+        inner: runtime_core::Runtime,
+        scheduler: String,
+        io: Arc<IoTime>,
+    ) -> Runtime {
         let handle = Handle {
             inner: inner.handle().clone(),
         };
         Runtime {
-            inner,
+            inner: Some(inner),
             handle,
             scheduler,
+            io,
         }
+    }
+
+    fn core(&self) -> &runtime_core::Runtime {
+        self.inner.as_ref().expect("present until shutdown")
+    }
+
+    /// After the tasks are gone: I/O and timers still held by someone fail instead of hanging.
+    fn close_driver(&self) {
+        self.io.reactor.close();
+        self.io.timers.close();
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -46,7 +66,7 @@ impl Runtime {
     /// When called on a thread that already drives a runtime (a task, or another `block_on`):
     /// use `.await` there instead.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(future)
+        self.core().block_on(future)
     }
 
     /// Spawns a task on this runtime.
@@ -65,12 +85,12 @@ impl Runtime {
 
     /// Makes this runtime the current one on this thread until the guard is dropped.
     pub fn enter(&self) -> EnterGuard {
-        self.inner.enter()
+        self.core().enter()
     }
 
     /// A snapshot of the runtime's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
-        self.inner.metrics()
+        self.core().metrics()
     }
 
     /// The scheduler's name (`"fifo"`, …, `"custom"`).
@@ -79,13 +99,28 @@ impl Runtime {
     }
 
     /// Shuts down, waiting at most `timeout` for a worker that is stuck inside a poll.
-    pub fn shutdown_timeout(self, timeout: Duration) {
-        self.inner.shutdown_timeout(timeout);
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        if let Some(inner) = self.inner.take() {
+            inner.shutdown_timeout(timeout);
+        }
+        self.close_driver();
     }
 
     /// Shuts down without waiting for the worker threads to exit.
-    pub fn shutdown_background(self) {
-        self.inner.shutdown_background();
+    pub fn shutdown_background(mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.shutdown_background();
+        }
+        self.close_driver();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            drop(inner);
+            self.close_driver();
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! named after it, so `cargo test -p conformance fifo` runs FIFO's suite (`fifo::spawn_join`,
 //! …). Adding a scheduler to the suite is one line in `tests/schedulers.rs`.
 
+pub mod io_time;
 pub mod suite;
 pub mod util;
 
@@ -26,7 +27,23 @@ macro_rules! conformance_suite {
                 drop_while_panicking, metrics_count_tasks, ping_pong,
                 task_names_and_priorities_are_carried
             );
+            $crate::conformance_suite!(@io_tests
+                tcp_echo_100_connections, udp_round_trip, unix_stream_pair,
+                accept_loop_survives_a_client_that_disconnects_mid_write,
+                timeout_on_a_read_that_never_completes,
+                timers_fire_in_deadline_order_never_early, cancelled_timers_free_their_slots,
+                timer_fires_while_workers_are_busy, readiness_not_lost_during_a_poll,
+                io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours
+            );
         }
+    };
+    (@io_tests $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::io_time::$test(make);
+            }
+        )*
     };
     (@tests $($test:ident),* $(,)?) => {
         $(

@@ -1,0 +1,91 @@
+//! The runtime's driver: the reactor and the timer wheel behind core's `Driver`.
+//!
+//! # Parking with timers
+//!
+//! The idle worker that holds the driver fires due timers, then, under the wheel's lock, reads
+//! the next deadline and publishes it in `Timers::wake_at` before it waits in the reactor for at
+//! most that long. A task that adds an earlier timer does so under the same lock and, seeing
+//! `wake_at` later than its deadline, wakes the reactor. So the wait is always short enough,
+//! and the reactor's timerfd makes it precise to well under a millisecond.
+//!
+//! With the clock paused and nothing else to do, the driver jumps the clock to the next
+//! deadline instead of waiting (tokio users know this as `start_paused`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime_core::{Driver, Unpark};
+
+use crate::time::Timers;
+
+/// Extra state the facade attaches to each runtime: how resources find their driver.
+pub(crate) struct IoTime {
+    pub(crate) reactor: Arc<reactor::Reactor>,
+    pub(crate) timers: Arc<Timers>,
+}
+
+/// The current thread's runtime's driver state, if any.
+pub(crate) fn current() -> Option<Arc<IoTime>> {
+    let handle = runtime_core::Handle::try_current().ok()?;
+    handle.extension()?.clone().downcast::<IoTime>().ok()
+}
+
+pub(crate) fn current_reactor() -> Option<Arc<reactor::Reactor>> {
+    current().map(|io| io.reactor.clone())
+}
+
+pub(crate) struct RtDriver {
+    poller: reactor::Poller,
+    timers: Arc<Timers>,
+}
+
+struct ReactorUnpark(Arc<reactor::Reactor>);
+
+impl Unpark for ReactorUnpark {
+    fn unpark(&self) {
+        self.0.wake();
+    }
+}
+
+impl RtDriver {
+    pub(crate) fn new(paused: bool) -> std::io::Result<(RtDriver, Arc<IoTime>)> {
+        let poller = reactor::Poller::new()?;
+        let reactor = poller.reactor().clone();
+        let unpark: Arc<dyn Unpark> = Arc::new(ReactorUnpark(reactor.clone()));
+        let timers = Arc::new(Timers::new(paused, unpark));
+        Ok((
+            RtDriver {
+                poller,
+                timers: timers.clone(),
+            },
+            Arc::new(IoTime { reactor, timers }),
+        ))
+    }
+}
+
+impl Driver for RtDriver {
+    fn park(&mut self, timeout: Option<Duration>) {
+        let timers = &self.timers;
+        timers.fire_due();
+        let wait = timers.wait_before_park(timeout);
+        if timers.clock.is_paused() && timeout.is_none() {
+            if let Some(deadline) = wait.deadline {
+                // Idle with a paused clock: look for I/O without waiting; if none, jump.
+                let woke = self.poller.poll(Some(Duration::ZERO)).unwrap_or(0);
+                if woke == 0 {
+                    timers.clock.advance_to(deadline);
+                }
+                timers.done_parking();
+                timers.fire_due();
+                return;
+            }
+        }
+        let _ = self.poller.poll(wait.timeout);
+        timers.done_parking();
+        timers.fire_due();
+    }
+
+    fn unparker(&self) -> Arc<dyn Unpark> {
+        self.timers.unpark.clone()
+    }
+}
