@@ -1,9 +1,11 @@
 //! The runtimes under test, behind one small trait so each workload is written once.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// Spawns tasks on one runtime; cloneable into tasks and other threads.
 pub(crate) trait Spawner: Clone + Send + Sync + 'static {
@@ -32,6 +34,35 @@ pub(crate) trait Exec {
     }
     /// Yields once, the runtime's own way.
     fn yield_now() -> impl Future<Output = ()> + Send;
+    /// Sleeps, with the runtime's own timer.
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send;
+    /// A TCP stream of the runtime's own kind.
+    type Stream: Send + 'static;
+    /// A TCP listener of the runtime's own kind.
+    type Listener: Send + Sync + 'static;
+    /// Binds a listener on loopback (inside the runtime).
+    fn bind() -> impl Future<Output = (Self::Listener, SocketAddr)> + Send;
+    fn accept(l: &Self::Listener) -> impl Future<Output = Self::Stream> + Send;
+    fn connect(addr: SocketAddr) -> impl Future<Output = Self::Stream> + Send;
+    fn read_exact<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = bool> + Send + 'a;
+    fn write_all<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a [u8],
+    ) -> impl Future<Output = ()> + Send + 'a;
+}
+
+/// futures-io streams (ours and smol's): read until full, `false` on EOF.
+async fn fio_read_exact<S: futures_io::AsyncRead + Unpin>(s: &mut S, buf: &mut [u8]) -> bool {
+    futures_lite::AsyncReadExt::read_exact(s, buf).await.is_ok()
+}
+
+async fn fio_write_all<S: futures_io::AsyncWrite + Unpin>(s: &mut S, buf: &[u8]) {
+    futures_lite::AsyncWriteExt::write_all(s, buf)
+        .await
+        .expect("write");
 }
 
 /// Turns a `Result`-returning join handle into one that gives the value.
@@ -79,6 +110,38 @@ impl Exec for Ours {
     fn yield_now() -> impl Future<Output = ()> + Send {
         facade::yield_now()
     }
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
+        facade::time::sleep(d)
+    }
+    type Stream = facade::net::TcpStream;
+    type Listener = facade::net::TcpListener;
+    async fn bind() -> (Self::Listener, SocketAddr) {
+        let l = facade::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    async fn accept(l: &Self::Listener) -> Self::Stream {
+        l.accept().await.expect("accept").0
+    }
+    async fn connect(addr: SocketAddr) -> Self::Stream {
+        facade::net::TcpStream::connect(addr)
+            .await
+            .expect("connect")
+    }
+    fn read_exact<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = bool> + Send + 'a {
+        fio_read_exact(s, buf)
+    }
+    fn write_all<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a [u8],
+    ) -> impl Future<Output = ()> + Send + 'a {
+        fio_write_all(s, buf)
+    }
 }
 
 // ---- tokio ----
@@ -109,6 +172,32 @@ impl Exec for Tokio {
     }
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
+    }
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(d)
+    }
+    type Stream = tokio::net::TcpStream;
+    type Listener = tokio::net::TcpListener;
+    async fn bind() -> (Self::Listener, SocketAddr) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let a = l.local_addr().expect("addr");
+        (l, a)
+    }
+    async fn accept(l: &Self::Listener) -> Self::Stream {
+        l.accept().await.expect("accept").0
+    }
+    async fn connect(addr: SocketAddr) -> Self::Stream {
+        tokio::net::TcpStream::connect(addr).await.expect("connect")
+    }
+    async fn read_exact(s: &mut Self::Stream, buf: &mut [u8]) -> bool {
+        tokio::io::AsyncReadExt::read_exact(s, buf).await.is_ok()
+    }
+    async fn write_all(s: &mut Self::Stream, buf: &[u8]) {
+        tokio::io::AsyncWriteExt::write_all(s, buf)
+            .await
+            .expect("write")
     }
 }
 
@@ -205,6 +294,36 @@ impl Exec for Smol {
     fn yield_now() -> impl Future<Output = ()> + Send {
         futures_lite::future::yield_now()
     }
+    async fn sleep(d: Duration) {
+        async_io::Timer::after(d).await;
+    }
+    type Stream = async_io::Async<std::net::TcpStream>;
+    type Listener = async_io::Async<std::net::TcpListener>;
+    async fn bind() -> (Self::Listener, SocketAddr) {
+        let l = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+        let a = l.get_ref().local_addr().expect("addr");
+        (l, a)
+    }
+    async fn accept(l: &Self::Listener) -> Self::Stream {
+        l.accept().await.expect("accept").0
+    }
+    async fn connect(addr: SocketAddr) -> Self::Stream {
+        async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .expect("connect")
+    }
+    fn read_exact<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = bool> + Send + 'a {
+        fio_read_exact(s, buf)
+    }
+    fn write_all<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a [u8],
+    ) -> impl Future<Output = ()> + Send + 'a {
+        fio_write_all(s, buf)
+    }
 }
 
 // ---- smol-ct: a LocalExecutor on the calling thread ----
@@ -246,5 +365,35 @@ impl Exec for SmolCt {
     }
     fn yield_now() -> impl Future<Output = ()> + Send {
         futures_lite::future::yield_now()
+    }
+    async fn sleep(d: Duration) {
+        async_io::Timer::after(d).await;
+    }
+    type Stream = async_io::Async<std::net::TcpStream>;
+    type Listener = async_io::Async<std::net::TcpListener>;
+    async fn bind() -> (Self::Listener, SocketAddr) {
+        let l = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+        let a = l.get_ref().local_addr().expect("addr");
+        (l, a)
+    }
+    async fn accept(l: &Self::Listener) -> Self::Stream {
+        l.accept().await.expect("accept").0
+    }
+    async fn connect(addr: SocketAddr) -> Self::Stream {
+        async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await
+            .expect("connect")
+    }
+    fn read_exact<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = bool> + Send + 'a {
+        fio_read_exact(s, buf)
+    }
+    fn write_all<'a>(
+        s: &'a mut Self::Stream,
+        buf: &'a [u8],
+    ) -> impl Future<Output = ()> + Send + 'a {
+        fio_write_all(s, buf)
     }
 }

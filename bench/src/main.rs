@@ -57,6 +57,7 @@ fn tokio_mt() -> Tokio {
     Tokio(
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(THREADS)
+            .enable_all()
             .build()
             .expect("build tokio"),
     )
@@ -65,6 +66,7 @@ fn tokio_mt() -> Tokio {
 fn tokio_ct() -> Tokio {
     Tokio(
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("build tokio"),
     )

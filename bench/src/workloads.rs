@@ -17,6 +17,10 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "ping_pong",
     "chained_spawn",
     "idle_memory",
+    "tcp_echo",
+    "timers_cancel",
+    "timer_lateness",
+    "timers_light",
 ];
 
 /// One measurement: the time, and any figures of the workload's own.
@@ -52,6 +56,10 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "ping_pong" => ping_pong(e, s, 1_000, 10),
         "chained_spawn" => chained_spawn(e, s, 1_000),
         "idle_memory" => idle_memory(e, s, size("BENCH_IDLE_TASKS", 1_000_000)),
+        "tcp_echo" => tcp_echo(e, s, 50, size("BENCH_ECHO_ROUNDS", 2_000)),
+        "timers_cancel" => timers_cancel(e, size("BENCH_TIMERS_CANCEL", 1_000_000)),
+        "timer_lateness" => timer_lateness(e, s, size("BENCH_LATENESS_TIMERS", 100_000)),
+        "timers_light" => timer_lateness(e, s, 1_000),
         other => panic!("unknown workload {other}"),
     })
 }
@@ -188,6 +196,97 @@ fn idle_memory<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
     Sample {
         elapsed,
         extra: vec![("bytes_per_task", live as f64 / n as f64)],
+    }
+}
+
+/// `connections` clients each make `rounds` round trips of 64 bytes through an echo server.
+fn tcp_echo<E: Exec>(e: &E, s: E::S, connections: usize, rounds: usize) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        let (listener, addr) = E::bind().await;
+        let s2 = s.clone();
+        let server = s.spawn(async move {
+            for _ in 0..connections {
+                let mut conn = E::accept(&listener).await;
+                E::S::detach(s2.spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while E::read_exact(&mut conn, &mut buf).await {
+                        E::write_all(&mut conn, &buf).await;
+                    }
+                }));
+            }
+        });
+        let clients: Vec<_> = (0..connections)
+            .map(|i| {
+                s.spawn(async move {
+                    let mut c = E::connect(addr).await;
+                    let msg = [i as u8; 64];
+                    let mut back = [0u8; 64];
+                    for _ in 0..rounds {
+                        E::write_all(&mut c, &msg).await;
+                        assert!(E::read_exact(&mut c, &mut back).await);
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.await;
+        }
+        server.await;
+    });
+    let elapsed = start.elapsed();
+    let rts = (connections * rounds) as f64 / elapsed.as_secs_f64();
+    Sample {
+        elapsed,
+        extra: vec![("round_trips_per_s", rts)],
+    }
+}
+
+/// Creates `n` timers (each registered by one poll) and cancels them.
+fn timers_cancel<E: Exec>(e: &E, n: usize) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        for i in 0..n {
+            let sleep = E::sleep(Duration::from_millis(1 + (i % 10_000) as u64));
+            let mut sleep = std::pin::pin!(sleep);
+            let _ = futures_lite::future::poll_once(sleep.as_mut()).await;
+        }
+    });
+    Sample::time(start.elapsed())
+}
+
+/// `n` tasks sleep a random 1-50 ms; lateness (actual wake minus deadline) percentiles.
+fn timer_lateness<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let start = Instant::now();
+    let mut late: Vec<u64> = e.block_on(async move {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let d = Duration::from_micros(1_000 + seed % 49_000);
+                s.spawn(async move {
+                    let deadline = Instant::now() + d;
+                    E::sleep(d).await;
+                    Instant::now()
+                        .saturating_duration_since(deadline)
+                        .as_nanos() as u64
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for h in handles {
+            out.push(h.await);
+        }
+        out
+    });
+    let elapsed = start.elapsed();
+    late.sort_unstable();
+    let pct = |p: f64| late[((late.len() as f64 * p) as usize).min(late.len() - 1)] as f64;
+    Sample {
+        elapsed,
+        extra: vec![("p50_ns", pct(0.50)), ("p99_ns", pct(0.99))],
     }
 }
 

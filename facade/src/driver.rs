@@ -24,14 +24,16 @@ pub(crate) struct IoTime {
     pub(crate) timers: Arc<Timers>,
 }
 
-/// The current thread's runtime's driver state, if any.
-pub(crate) fn current() -> Option<Arc<IoTime>> {
-    let handle = runtime_core::Handle::try_current().ok()?;
-    handle.extension()?.clone().downcast::<IoTime>().ok()
+/// Calls `f` with the current thread's runtime's driver state, if any (no reference counting).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&IoTime>) -> R) -> R {
+    runtime_core::context::with_current(|h| {
+        f(h.and_then(|h| h.extension())
+            .and_then(|e| e.downcast_ref::<IoTime>()))
+    })
 }
 
 pub(crate) fn current_reactor() -> Option<Arc<reactor::Reactor>> {
-    current().map(|io| io.reactor.clone())
+    with_current(|io| io.map(|io| io.reactor.clone()))
 }
 
 pub(crate) struct RtDriver {

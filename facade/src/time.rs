@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 use runtime_core::Unpark;
 use timer::{Key, Wheel};
 
+/// `Timers::wake_at` when no worker waits in the driver (tick 0 is the clock's base, never a
+/// future deadline).
+const NOT_PARKED: u64 = 0;
+
 /// Where "never" lands: far enough to never fire in practice, near enough not to overflow.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -110,8 +114,8 @@ pub(crate) struct Wait {
 pub(crate) struct Timers {
     wheel: Mutex<Wheel<(u64, Waker)>>,
     pub(crate) clock: Clock,
-    /// The tick until which the driver is parked (`u64::MAX`: not parked). Written and compared
-    /// under the wheel's lock.
+    /// The tick until which the driver is parked: `NOT_PARKED`, `u64::MAX` (parked with no timer),
+    /// or the next deadline. Written and compared under the wheel's lock.
     wake_at: AtomicU64,
     next_id: AtomicU64,
     pub(crate) unpark: Arc<dyn Unpark>,
@@ -128,7 +132,7 @@ impl Timers {
                 paused: AtomicBool::new(paused),
                 offset: Mutex::new(Duration::ZERO),
             },
-            wake_at: AtomicU64::new(u64::MAX),
+            wake_at: AtomicU64::new(NOT_PARKED),
             next_id: AtomicU64::new(1),
             unpark,
             closed: AtomicBool::new(false),
@@ -166,7 +170,7 @@ impl Timers {
     }
 
     pub(crate) fn done_parking(&self) {
-        self.wake_at.store(u64::MAX, Ordering::SeqCst);
+        self.wake_at.store(NOT_PARKED, Ordering::SeqCst);
     }
 
     /// Registers (or refreshes) a timer's waker; wakes the driver if it sleeps past `tick`.
@@ -187,7 +191,9 @@ impl Timers {
         *entry = Some((wheel.insert(tick, (id, waker.clone())), id));
         let parked_until = self.wake_at.load(Ordering::SeqCst);
         drop(wheel);
-        if tick < parked_until {
+        // Only a driver that is parked past this deadline needs waking; one that is not parked
+        // reads the wheel before it parks.
+        if parked_until != NOT_PARKED && tick < parked_until {
             self.unpark.unpark();
         }
     }
@@ -223,22 +229,26 @@ impl Timers {
 }
 
 fn timers() -> Arc<Timers> {
-    match crate::driver::current() {
-        Some(io) => io.timers.clone(),
-        None => panic!(
+    crate::driver::with_current(|io| io.map(|io| io.timers.clone())).unwrap_or_else(|| {
+        panic!(
             "{}",
             runtime_core::NoRuntime::new("a facade::time function (sleep, timeout, interval)")
-        ),
-    }
+        )
+    })
+}
+
+/// The current runtime's timers, for the functions below that need more than a clone.
+fn with_timers<R>(what: &'static str, f: impl FnOnce(&Timers) -> R) -> R {
+    crate::driver::with_current(|io| match io {
+        Some(io) => f(&io.timers),
+        None => panic!("{}", runtime_core::NoRuntime::new(what)),
+    })
 }
 
 /// The current time as the runtime sees it (paused and advanced by tests; real otherwise).
 /// Outside a runtime, the real time.
 pub fn now() -> Instant {
-    match crate::driver::current() {
-        Some(io) => io.timers.clock.now(),
-        None => Instant::now(),
-    }
+    crate::driver::with_current(|io| io.map_or_else(Instant::now, |io| io.timers.clock.now()))
 }
 
 /// `now + d`, saturating far in the future instead of overflowing.
@@ -474,43 +484,43 @@ impl Interval {
 ///
 /// Outside a current-thread runtime (with worker threads, "idle" is not well defined).
 pub fn pause() {
-    let io = crate::driver::current()
-        .unwrap_or_else(|| panic!("{}", runtime_core::NoRuntime::new("facade::time::pause")));
     assert!(
         runtime_core::Handle::try_current().is_ok_and(|h| h.is_current_thread()),
         "facade::time::pause needs a current-thread runtime: build it with worker_threads(0)"
     );
-    io.timers.clock.pause();
+    with_timers("facade::time::pause", |t| t.clock.pause());
 }
 
 /// Resumes real time after [`pause`].
 pub fn resume() {
-    if let Some(io) = crate::driver::current() {
-        io.timers.clock.resume();
-    }
+    crate::driver::with_current(|io| {
+        if let Some(io) = io {
+            io.timers.clock.resume();
+        }
+    });
 }
 
 /// Moves a paused clock forward by `by`, fires the timers now due, and yields so that their
 /// tasks run.
 pub async fn advance(by: Duration) {
-    let io = crate::driver::current()
-        .unwrap_or_else(|| panic!("{}", runtime_core::NoRuntime::new("facade::time::advance")));
-    assert!(
-        io.timers.clock.is_paused(),
-        "facade::time::advance needs a paused clock: call pause() first"
-    );
-    io.timers.clock.advance(by);
-    io.timers.fire_due();
+    with_timers("facade::time::advance", |t| {
+        assert!(
+            t.clock.is_paused(),
+            "facade::time::advance needs a paused clock: call pause() first"
+        );
+        t.clock.advance(by);
+        t.fire_due();
+    });
     crate::yield_now().await;
 }
 
 /// Timers registered in the current runtime right now (for tests and diagnostics).
 pub fn timer_count() -> usize {
-    crate::driver::current().map_or(0, |io| io.timers.len())
+    crate::driver::with_current(|io| io.map_or(0, |io| io.timers.len()))
 }
 
 /// Timer slots allocated in the current runtime's wheel: it grows to the peak number of live
 /// timers and no further (for tests and diagnostics).
 pub fn timer_slots() -> usize {
-    crate::driver::current().map_or(0, |io| io.timers.capacity())
+    crate::driver::with_current(|io| io.map_or(0, |io| io.timers.capacity()))
 }

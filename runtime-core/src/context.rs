@@ -67,6 +67,11 @@ pub fn try_current() -> Option<Handle> {
     CONTEXT.with(|c| c.handle.borrow().clone())
 }
 
+/// Calls `f` with the handle installed on this thread, without cloning it.
+pub fn with_current<R>(f: impl FnOnce(Option<&Handle>) -> R) -> R {
+    CONTEXT.with(|c| f(c.handle.borrow().as_ref()))
+}
+
 #[inline]
 pub(crate) fn current_worker() -> Option<WorkerRef> {
     WORKER.with(Cell::get)
