@@ -26,6 +26,31 @@
 //! # Ok::<(), facade::BuildError>(())
 //! ```
 //!
+//! Sockets and timers work the same under every scheduler:
+//!
+//! ```
+//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//! use std::time::Duration;
+//!
+//! facade::block_on(async {
+//!     let listener = facade::net::TcpListener::bind("127.0.0.1:0").await?;
+//!     let addr = listener.local_addr()?;
+//!     facade::spawn(async move {
+//!         let (mut conn, _) = listener.accept().await?;
+//!         let mut buf = [0u8; 5];
+//!         conn.read_exact(&mut buf).await?;
+//!         conn.write_all(&buf).await // echo
+//!     });
+//!     let mut c = facade::net::TcpStream::connect(addr).await?;
+//!     c.write_all(b"hello").await?;
+//!     let mut back = [0u8; 5];
+//!     facade::time::timeout(Duration::from_secs(1), c.read_exact(&mut back)).await??;
+//!     assert_eq!(&back, b"hello");
+//!     std::io::Result::Ok(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! Writing a scheduler: implement [`runtime_core::Scheduler`] and pass it to
 //! [`Builder::custom`].
 

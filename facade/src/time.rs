@@ -189,11 +189,16 @@ impl Timers {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         *entry = Some((wheel.insert(tick, (id, waker.clone())), id));
-        let parked_until = self.wake_at.load(Ordering::SeqCst);
-        drop(wheel);
         // Only a driver that is parked past this deadline needs waking; one that is not parked
-        // reads the wheel before it parks.
-        if parked_until != NOT_PARKED && tick < parked_until {
+        // reads the wheel before it parks. Once woken it is as good as not parked (it will read
+        // the wheel again), so later registrations do not wake it again.
+        let parked_until = self.wake_at.load(Ordering::SeqCst);
+        let wake = parked_until != NOT_PARKED && tick < parked_until;
+        if wake {
+            self.wake_at.store(NOT_PARKED, Ordering::SeqCst);
+        }
+        drop(wheel);
+        if wake {
             self.unpark.unpark();
         }
     }
