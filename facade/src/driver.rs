@@ -68,7 +68,13 @@ impl RtDriver {
 impl Driver for RtDriver {
     fn park(&mut self, timeout: Option<Duration>) {
         let timers = &self.timers;
-        timers.fire_due();
+        // Timers that came due before we got here wake their tasks now, possibly onto this very
+        // worker's queue: then the worker must not block (it would sleep over runnable tasks).
+        let timeout = if timers.fire_due() > 0 {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let wait = timers.wait_before_park(timeout);
         if timers.clock.is_paused() && timeout.is_none() {
             if let Some(deadline) = wait.deadline {

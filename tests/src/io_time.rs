@@ -358,3 +358,32 @@ pub fn interval_missed_tick_behaviours(make: Make) {
         });
     });
 }
+
+/// Many short real-time sleeps, round after round: every one completes. (A driver that blocks
+/// after waking tasks onto its own queue hangs here: found by the timers_light benchmark.)
+pub fn many_short_sleeps_all_complete(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = rt(make, workers);
+            for round in 0..size("CONFORMANCE_SLEEP_ROUNDS", 20) {
+                rt.block_on(async move {
+                    let hs: Vec<_> = (0..500u64)
+                        .map(|i| {
+                            facade::spawn(async move {
+                                let d = Duration::from_micros(
+                                    200 + (i * 37 + round as u64 * 11) % 3_000,
+                                );
+                                let deadline = Instant::now() + d;
+                                time::sleep(d).await;
+                                assert!(Instant::now() >= deadline, "woke early");
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.await.unwrap();
+                    }
+                });
+            }
+        }
+    });
+}

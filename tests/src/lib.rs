@@ -33,7 +33,8 @@ macro_rules! conformance_suite {
                 timeout_on_a_read_that_never_completes,
                 timers_fire_in_deadline_order_never_early, cancelled_timers_free_their_slots,
                 timer_fires_while_workers_are_busy, readiness_not_lost_during_a_poll,
-                io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours
+                io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours,
+                many_short_sleeps_all_complete
             );
         }
     };
