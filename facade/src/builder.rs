@@ -4,12 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use runtime_core::{Config, Scheduler};
+use sched_priority::{PriorityConfig, PriorityScheduler};
 use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
 use crate::Runtime;
 
 /// The scheduler names that [`Builder::scheduler_name`] and `RUNTIME_SCHEDULER` accept.
-pub const SCHEDULERS: &[&str] = &["fifo", "worksteal"];
+pub const SCHEDULERS: &[&str] = &["fifo", "worksteal", "priority"];
 
 /// The largest accepted `worker_threads`.
 pub const MAX_WORKER_THREADS: usize = 1024;
@@ -123,6 +124,19 @@ impl Builder {
         self
     }
 
+    /// Schedules by priority bands with weighted fair shares (`sched-priority`), with its
+    /// default bands.
+    pub fn priority_scheduler(self) -> Builder {
+        self.priority(PriorityConfig::default())
+    }
+
+    /// Schedules by priority bands with weighted fair shares, with these bands and shares;
+    /// `build` reports a nonsensical configuration (no band, a zero share, ...).
+    pub fn priority(mut self, config: PriorityConfig) -> Builder {
+        self.scheduler = Choice::Priority(config);
+        self
+    }
+
     /// Turns work-stealing's LIFO slot on or off (default on). The other policies have no
     /// LIFO slot and ignore this setting.
     pub fn lifo_slot(mut self, enabled: bool) -> Builder {
@@ -228,6 +242,16 @@ impl Builder {
                 }
                 start_with(WorkStealing::with_config(c))
             }
+            Choice::Priority(c) => match PriorityScheduler::new(c) {
+                Ok(s) => start_with(s),
+                Err(e) => {
+                    return Err(BuildError::invalid(
+                        "priority bands",
+                        &e.to_string(),
+                        "bands from the most urgent down, each share at least 1, the last starting at priority 0".into(),
+                    ));
+                }
+            },
             Choice::Custom(start) => start,
         };
         let inner = start(config).map_err(|e| BuildError {
@@ -242,6 +266,7 @@ impl Builder {
         match name.trim().to_ascii_lowercase().as_str() {
             "fifo" => self.fifo(),
             "worksteal" | "work-stealing" | "work_stealing" => self.work_stealing(),
+            "priority" => self.priority_scheduler(),
             _ => {
                 self.fail(BuildError::invalid(
                     setting,
@@ -275,6 +300,7 @@ impl Builder {
 enum Choice {
     Fifo,
     WorkStealing(WorkStealingConfig),
+    Priority(PriorityConfig),
     Custom(Start),
 }
 
@@ -283,6 +309,7 @@ impl Choice {
         match self {
             Choice::Fifo => "fifo",
             Choice::WorkStealing(_) => "worksteal",
+            Choice::Priority(_) => "priority",
             Choice::Custom(_) => "custom",
         }
     }
@@ -410,6 +437,49 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(rt.metrics().workers.len(), 3);
+    }
+
+    #[test]
+    fn nonsensical_priority_bands_are_build_errors() {
+        use sched_priority::Band;
+        let mut c = PriorityConfig::default();
+        c.bands[1].share = 0;
+        let e = Builder::new().priority(c).build().unwrap_err();
+        assert!(
+            e.to_string().contains("priority bands") && e.to_string().contains("share 0"),
+            "{e}"
+        );
+        let c = PriorityConfig {
+            bands: vec![],
+            ..PriorityConfig::default()
+        };
+        assert!(
+            Builder::new()
+                .priority(c)
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("no bands")
+        );
+        let c = PriorityConfig {
+            bands: vec![Band::new("a", 10, 1)],
+            ..PriorityConfig::default()
+        };
+        assert!(
+            Builder::new()
+                .priority(c)
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("start at 0")
+        );
+        assert_eq!(
+            env(&[("RUNTIME_SCHEDULER", "priority")])
+                .build()
+                .unwrap()
+                .scheduler(),
+            "priority"
+        );
     }
 
     #[test]

@@ -96,4 +96,8 @@ impl Driver for RtDriver {
     fn unparker(&self) -> Arc<dyn Unpark> {
         self.timers.unpark.clone()
     }
+
+    fn timer_hint(&self) -> Option<Arc<runtime_core::TimerHint>> {
+        Some(self.timers.hint.clone())
+    }
 }

@@ -78,6 +78,7 @@ pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
     yield_now,
 };
+pub use sched_priority::{Accounting, Band, PriorityConfig};
 pub use sched_worksteal::{QueueKind, WorkStealingConfig};
 
 /// Spawns a task on the current runtime.
@@ -102,6 +103,26 @@ where
         Ok(h) => h.spawn(future),
         Err(_) => panic!("{}", runtime_core::NoRuntime::new("facade::spawn")),
     }
+}
+
+/// Spawns a task with priority `priority` on the current runtime (short for
+/// `task::Builder::new().priority(priority).spawn(future)`). Only the priority scheduler acts on
+/// priorities; the others carry them.
+///
+/// ```
+/// facade::block_on(async {
+///     let h = facade::spawn_with_priority(facade::Priority::HIGH, async {
+///         facade::task::priority()
+///     });
+///     assert_eq!(h.await.unwrap(), Some(facade::Priority::HIGH));
+/// });
+/// ```
+pub fn spawn_with_priority<F>(priority: Priority, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    task::Builder::new().priority(priority).spawn(future)
 }
 
 /// Runs `future` to completion on a default runtime, built on first use with

@@ -6,10 +6,23 @@ use runtime_core::{JoinHandle, Priority, SpawnOptions};
 
 use crate::Handle;
 
+/// The priority of the task this is called from (`None` outside a task). A task spawned from a
+/// task inherits its priority unless given one.
+pub fn priority() -> Option<Priority> {
+    runtime_core::current_priority()
+}
+
+/// Changes the priority of the task this is called from; it applies from the task's next
+/// scheduling (a yield, a wake-up). Returns `false` outside a task.
+pub fn set_priority(priority: Priority) -> bool {
+    runtime_core::set_current_priority(priority)
+}
+
 /// Spawns a task with a name and a priority.
 ///
 /// The name appears in traces (and in watchdog reports). The priority is read by schedulers that
-/// have priorities; FIFO and work-stealing carry it and ignore it.
+/// have priorities; FIFO and work-stealing carry it and ignore it. Without `priority`, a task
+/// spawned from a task inherits that task's priority.
 ///
 /// ```
 /// use facade::{Priority, task};

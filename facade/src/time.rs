@@ -119,6 +119,8 @@ pub(crate) struct Timers {
     wake_at: AtomicU64,
     next_id: AtomicU64,
     pub(crate) unpark: Arc<dyn Unpark>,
+    /// The earliest deadline, for workers that check for due timers between polls.
+    pub(crate) hint: Arc<runtime_core::TimerHint>,
     closed: AtomicBool,
 }
 
@@ -135,6 +137,7 @@ impl Timers {
             wake_at: AtomicU64::new(NOT_PARKED),
             next_id: AtomicU64::new(1),
             unpark,
+            hint: Arc::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -147,10 +150,24 @@ impl Timers {
     pub(crate) fn fire_due(&self) -> usize {
         let now = self.clock.tick_floor(self.clock.now());
         let mut wakers = Vec::new();
-        self.wheel().poll(now, |(_, w)| wakers.push(w));
+        {
+            let mut wheel = self.wheel();
+            wheel.poll(now, |(_, w)| wakers.push(w));
+            self.publish_hint(wheel.next_deadline());
+        }
         let n = wakers.len();
         wakers.into_iter().for_each(Waker::wake);
         n
+    }
+
+    /// Tells busy workers the earliest deadline (not with a paused clock: its deadlines are not
+    /// real times).
+    fn publish_hint(&self, next: Option<u64>) {
+        if self.clock.is_paused() {
+            self.hint.set(None);
+        } else {
+            self.hint.set(next.map(|t| self.clock.instant(t)));
+        }
     }
 
     /// Publishes the next deadline before the driver waits (see driver.rs).
@@ -189,6 +206,9 @@ impl Timers {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         *entry = Some((wheel.insert(tick, (id, waker.clone())), id));
+        if !self.clock.is_paused() {
+            self.hint.lower(self.clock.instant(tick));
+        }
         // Only a driver that is parked past this deadline needs waking; one that is not parked
         // reads the wheel before it parks. Once woken it is as good as not parked (it will read
         // the wheel again), so later registrations do not wake it again.

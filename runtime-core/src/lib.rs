@@ -49,7 +49,10 @@ pub use context::{EnterGuard, NESTED_BLOCK_ON, NoRuntime};
 pub use coop::{YieldNow, yield_now};
 pub use idle::MAX_WORKERS;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
-pub use park::{Driver, Unpark};
+pub use park::{Driver, TimerHint, Unpark};
 pub use runtime::{Config, Handle, Runtime, SpawnOptions};
 pub use scheduler::{Notify, ScheduleInfo, ScheduleReason, Scheduler};
-pub use task::{JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta};
+pub use task::{
+    JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta, current_priority,
+    set_current_priority, with_current_task,
+};

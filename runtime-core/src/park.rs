@@ -19,7 +19,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sync::{AtomicUsize, Condvar, Mutex, lock};
 
@@ -33,6 +33,56 @@ pub trait Driver: Send + 'static {
 
     /// A handle that makes a concurrent or later [`park`](Driver::park) return promptly.
     fn unparker(&self) -> Arc<dyn Unpark>;
+
+    /// Where the driver publishes its earliest timer deadline, so that workers that time their
+    /// polls can notice a due timer between any two polls. `None` (the default): they rely on
+    /// the periodic non-blocking poll.
+    fn timer_hint(&self) -> Option<Arc<TimerHint>> {
+        None
+    }
+}
+
+/// The earliest timer deadline, published by a driver for busy workers: a worker that has the
+/// time anyway (it times its polls) compares it and polls the driver when a timer is due.
+#[derive(Debug)]
+pub struct TimerHint {
+    base: Instant,
+    /// Nanoseconds since `base`; `u64::MAX`: no timer.
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Default for TimerHint {
+    fn default() -> Self {
+        TimerHint {
+            base: Instant::now(),
+            next: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl TimerHint {
+    fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Publishes the earliest deadline (`None`: no timer).
+    pub fn set(&self, deadline: Option<Instant>) {
+        let v = deadline.map_or(u64::MAX, |d| self.nanos(d));
+        self.next.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Lowers the published deadline to `deadline` if that is earlier.
+    pub fn lower(&self, deadline: Instant) {
+        let v = self.nanos(deadline);
+        self.next.fetch_min(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a timer is due at `now`.
+    #[inline]
+    pub fn is_due(&self, now: Instant) -> bool {
+        let next = self.next.load(std::sync::atomic::Ordering::Relaxed);
+        next != u64::MAX && self.nanos(now) >= next
+    }
 }
 
 /// Wakes a thread blocked in [`Driver::park`].
@@ -60,6 +110,7 @@ struct SharedDriver {
 
 pub(crate) struct Parking {
     driver: Option<SharedDriver>,
+    hint: Option<Arc<TimerHint>>,
     workers: Box<[WorkerParker]>,
 }
 
@@ -75,6 +126,7 @@ impl fmt::Debug for Parking {
 impl Parking {
     pub(crate) fn new(workers: usize, driver: Option<Box<dyn Driver>>) -> Parking {
         Parking {
+            hint: driver.as_ref().and_then(|d| d.timer_hint()),
             driver: driver.map(|d| SharedDriver {
                 unpark: d.unparker(),
                 driver: std::sync::Mutex::new(d),
@@ -147,6 +199,12 @@ impl Parking {
             }
             _ => {}
         }
+    }
+
+    /// Whether the driver's earliest timer is due at `now` (for workers that time their polls).
+    #[inline]
+    pub(crate) fn timer_due(&self, now: Instant) -> bool {
+        self.hint.as_ref().is_some_and(|h| h.is_due(now))
     }
 
     /// Lets a busy worker dispatch ready I/O and expired timers without blocking, if no other

@@ -82,7 +82,8 @@ impl fmt::Debug for Config {
 pub struct SpawnOptions {
     /// The task's name, shown in traces and watchdog reports.
     pub name: Option<String>,
-    /// The task's priority; `None` gives [`Priority::NORMAL`].
+    /// The task's priority; `None` inherits the spawning task's, or gives [`Priority::NORMAL`]
+    /// outside a task.
     pub priority: Option<Priority>,
 }
 
@@ -277,7 +278,11 @@ impl Handle {
         let shared = &self.shared;
         let id = TaskId::next();
         let name = options.name.map(Box::new);
-        let priority = options.priority.unwrap_or_default();
+        // A task spawned by a task inherits its priority unless told otherwise.
+        let priority = options
+            .priority
+            .or_else(crate::task::current_priority)
+            .unwrap_or_default();
         let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
             let owner = Owner {
                 shared: shared.clone(),

@@ -133,6 +133,23 @@ pub trait Scheduler: Send + Sync + 'static {
         Notify::Any
     }
 
+    /// Whether core should time each poll and report it through [`account`](Self::account).
+    /// Off by default: it costs two clock reads per poll. When on, workers also use the
+    /// timestamps to notice a due timer between any two polls, not only every 61 polls.
+    const TIMES_POLLS: bool = false;
+
+    /// With [`TIMES_POLLS`](Self::TIMES_POLLS): worker `worker` just polled a task of
+    /// `priority` (its priority when the poll started) for `elapsed`.
+    fn account(
+        &self,
+        worker: usize,
+        local: &mut Self::Local,
+        priority: crate::Priority,
+        elapsed: std::time::Duration,
+    ) {
+        let _ = (worker, local, priority, elapsed);
+    }
+
     /// The policy's own counters (steals, queue overflows, …), summed over the workers when
     /// `worker` is `None`, else for that worker. Core adds them to
     /// [`RuntimeMetrics`](crate::RuntimeMetrics). The default has none.

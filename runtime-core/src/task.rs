@@ -2,6 +2,7 @@
 //! honours `abort`, and [`JoinHandle`] / [`JoinError`].
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -304,6 +305,14 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Changes the task's priority; it applies from the task's next scheduling (a task already
+    /// queued stays where it is, so no queue is ever corrupted).
+    pub fn set_priority(&self, priority: Priority) {
+        if let Some(meta) = self.metadata() {
+            meta.set_priority(priority);
+        }
+    }
+
     /// Whether the task has finished: completed, panicked, or been cancelled.
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
@@ -362,6 +371,41 @@ pub(crate) struct TaskFuture<'a, F> {
     pub(crate) future: Option<F>,
 }
 
+thread_local! {
+    /// The metadata of the task being polled on this thread (null outside a poll).
+    static CURRENT: Cell<*const TaskMeta> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Calls `f` with the metadata of the task being polled on this thread, if any.
+pub fn with_current_task<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R {
+    let ptr = CURRENT.with(Cell::get);
+    // SAFETY: `CURRENT` is non-null only while `TaskFuture::poll` runs on this thread, with a
+    // pointer to that task's metadata, which lives as long as the task (see `TaskFuture`'s
+    // borrow); `f` runs within that poll (it is called from code the poll calls), and the
+    // reference does not escape `f`.
+    f(unsafe { ptr.as_ref() })
+}
+
+/// The priority of the task being polled on this thread, if any.
+pub fn current_priority() -> Option<Priority> {
+    with_current_task(|t| t.map(TaskMeta::priority))
+}
+
+/// Changes the priority of the task being polled on this thread; it applies from the task's
+/// next scheduling. Returns `false` outside a task.
+pub fn set_current_priority(priority: Priority) -> bool {
+    with_current_task(|t| t.map(|t| t.set_priority(priority)).is_some())
+}
+
+/// Restores the previous current task when a poll ends (even by a panic).
+struct CurrentGuard(*const TaskMeta);
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
 impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
@@ -380,6 +424,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         };
         // SAFETY: see above, `fut` stays where it is until it is dropped in place.
         let fut = unsafe { Pin::new_unchecked(fut) };
+        let _current = CurrentGuard(CURRENT.with(|c| c.replace(this.meta)));
         let out = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),

@@ -25,7 +25,8 @@ macro_rules! conformance_suite {
                 spawn_outside_runtime_fails, spawn_after_shutdown_is_cancelled,
                 shutdown_timeout_does_not_wait_for_a_stuck_worker, shutdown_background_returns,
                 drop_while_panicking, metrics_count_tasks, ping_pong,
-                task_names_and_priorities_are_carried
+                task_names_and_priorities_are_carried,
+                priorities_are_carried_inherited_and_changeable
             );
             $crate::conformance_suite!(@io_tests
                 tcp_echo_100_connections, udp_round_trip, unix_stream_pair,

@@ -529,3 +529,44 @@ pub fn task_names_and_priorities_are_carried(make: Make) {
         assert!(h.await.unwrap_err().is_cancelled());
     });
 }
+
+/// Every scheduler carries priorities: readable inside the task, inherited by tasks it spawns,
+/// changeable from inside and through the handle (only the priority scheduler acts on them).
+pub fn priorities_are_carried_inherited_and_changeable(make: Make) {
+    use facade::{Priority, task};
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            let rt = rt(make, workers);
+            assert_eq!(task::priority(), None, "outside a task");
+            rt.block_on(async {
+                let h = facade::spawn_with_priority(Priority::HIGH, async {
+                    let mine = task::priority();
+                    let inherited = facade::spawn(async { task::priority() }).await.unwrap();
+                    let explicit =
+                        facade::spawn_with_priority(Priority::LOW, async { task::priority() })
+                            .await
+                            .unwrap();
+                    assert!(task::set_priority(Priority::CRITICAL));
+                    facade::yield_now().await;
+                    (mine, inherited, explicit, task::priority())
+                });
+                let (mine, inherited, explicit, changed) = h.await.unwrap();
+                assert_eq!(mine, Some(Priority::HIGH));
+                assert_eq!(inherited, Some(Priority::HIGH));
+                assert_eq!(explicit, Some(Priority::LOW));
+                assert_eq!(changed, Some(Priority::CRITICAL));
+
+                // Changed through the handle while the task waits.
+                let (tx, rx) = crate::util::oneshot::<()>();
+                let waiting = facade::spawn(async move {
+                    rx.await;
+                    task::priority()
+                });
+                facade::yield_now().await;
+                waiting.set_priority(Priority::BACKGROUND);
+                tx.send(());
+                assert_eq!(waiting.await.unwrap(), Some(Priority::BACKGROUND));
+            });
+        }
+    });
+}

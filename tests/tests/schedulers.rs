@@ -18,6 +18,9 @@ conformance_suite!(worksteal_cq, |n| facade::Builder::new()
         facade::WorkStealingConfig::default().with_queue(facade::QueueKind::Concurrent)
     )
     .worker_threads(n));
+conformance_suite!(priority, |n| facade::Builder::new()
+    .priority_scheduler()
+    .worker_threads(n));
 conformance_suite!(custom, |n| facade::Builder::new()
     .custom(crate::round_robin::RoundRobin::new())
     .worker_threads(n));
