@@ -15,6 +15,15 @@ pub(crate) trait Spawner: Clone + Send + Sync + 'static {
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static;
+    /// Spawns a latency-critical task: at the top priority where the runtime has priorities.
+    fn spawn_urgent<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn(future)
+    }
+
     /// Lets a task run on without its handle (smol cancels a task whose handle is dropped).
     fn detach<T: Send + 'static>(join: Self::Join<T>) {
         drop(join);
@@ -30,6 +39,10 @@ pub(crate) trait Exec {
     fn spawner(&self) -> Self::S;
     /// Whether tasks can be spawned from a thread outside the runtime.
     fn remote_spawn(&self) -> bool {
+        true
+    }
+    /// Whether it has more than one worker thread.
+    fn multi_thread(&self) -> bool {
         true
     }
     /// Yields once, the runtime's own way.
@@ -97,6 +110,18 @@ impl Spawner for OursSpawner {
     {
         Unwrap(self.0.spawn(future))
     }
+    fn spawn_urgent<F>(&self, future: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Unwrap(
+            facade::task::Builder::new()
+                .name("urgent")
+                .priority(facade::Priority::CRITICAL)
+                .spawn_on(future, &self.0),
+        )
+    }
 }
 
 impl Exec for Ours {
@@ -106,6 +131,9 @@ impl Exec for Ours {
     }
     fn spawner(&self) -> OursSpawner {
         OursSpawner(self.0.handle().clone())
+    }
+    fn multi_thread(&self) -> bool {
+        !self.0.handle().as_core().is_current_thread()
     }
     fn yield_now() -> impl Future<Output = ()> + Send {
         facade::yield_now()
@@ -146,7 +174,7 @@ impl Exec for Ours {
 
 // ---- tokio ----
 
-pub(crate) struct Tokio(pub tokio::runtime::Runtime);
+pub(crate) struct Tokio(pub tokio::runtime::Runtime, pub bool);
 
 #[derive(Clone)]
 pub(crate) struct TokioSpawner(tokio::runtime::Handle);
@@ -169,6 +197,9 @@ impl Exec for Tokio {
     }
     fn spawner(&self) -> TokioSpawner {
         TokioSpawner(self.0.handle().clone())
+    }
+    fn multi_thread(&self) -> bool {
+        self.1
     }
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
@@ -361,6 +392,9 @@ impl Exec for SmolCt {
         SmolCtSpawner
     }
     fn remote_spawn(&self) -> bool {
+        false
+    }
+    fn multi_thread(&self) -> bool {
         false
     }
     fn yield_now() -> impl Future<Output = ()> + Send {

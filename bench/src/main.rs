@@ -29,6 +29,7 @@ const RUNTIMES: &[&str] = &[
     "fifo",
     "fifo-ct",
     "worksteal",
+    "priority",
     "tokio-mt",
     "tokio-ct",
     "smol",
@@ -39,7 +40,7 @@ const RUNTIMES: &[&str] = &[
 ];
 
 /// The runtimes run when `--runtime` is not given.
-const DEFAULT_RUNTIMES: usize = 7;
+const DEFAULT_RUNTIMES: usize = 8;
 
 /// Worker threads of the multi-threaded runtimes.
 const THREADS: usize = 2;
@@ -60,6 +61,7 @@ fn tokio_mt() -> Tokio {
             .enable_all()
             .build()
             .expect("build tokio"),
+        true,
     )
 }
 
@@ -69,6 +71,7 @@ fn tokio_ct() -> Tokio {
             .enable_all()
             .build()
             .expect("build tokio"),
+        false,
     )
 }
 
@@ -97,6 +100,11 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
         "fifo-ct" => measure(|| ours(Builder::new().fifo(), 0), workload, samples),
         "worksteal" => measure(
             || ours(Builder::new().work_stealing(), THREADS),
+            workload,
+            samples,
+        ),
+        "priority" => measure(
+            || ours(Builder::new().priority_scheduler(), THREADS),
             workload,
             samples,
         ),
@@ -207,6 +215,8 @@ fn main() -> ExitCode {
         for r in &args.runtimes {
             let samples = if w == "idle_memory" {
                 args.samples.min(3)
+            } else if w.starts_with("latency") {
+                1 // each sample runs for BENCH_LATENCY_SECS (5 s)
             } else {
                 args.samples
             };

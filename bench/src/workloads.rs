@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -21,6 +21,8 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "timers_cancel",
     "timer_lateness",
     "timers_light",
+    "latency_under_load",
+    "latency_under_load_foreign",
 ];
 
 /// One measurement: the time, and any figures of the workload's own.
@@ -40,7 +42,7 @@ impl Sample {
 
 /// Whether the workload needs a new runtime for each sample (it leaves tasks behind).
 pub(crate) fn fresh_runtime_per_sample(workload: &str) -> bool {
-    workload == "idle_memory"
+    workload == "idle_memory" || workload.starts_with("latency")
 }
 
 /// Runs one sample of `workload` on `e`; `None` if the runtime cannot run it.
@@ -60,6 +62,9 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "timers_cancel" => timers_cancel(e, size("BENCH_TIMERS_CANCEL", 1_000_000)),
         "timer_lateness" => timer_lateness(e, s, size("BENCH_LATENESS_TIMERS", 100_000)),
         "timers_light" => timer_lateness(e, s, 1_000),
+        "latency_under_load" | "latency_under_load_foreign" if !e.multi_thread() => return None,
+        "latency_under_load" => latency_under_load(e, s, false),
+        "latency_under_load_foreign" => latency_under_load(e, s, true),
         other => panic!("unknown workload {other}"),
     })
 }
@@ -287,6 +292,145 @@ fn timer_lateness<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
     Sample {
         elapsed,
         extra: vec![("p50_ns", pct(0.50)), ("p99_ns", pct(0.99))],
+    }
+}
+
+/// Busy for about `d` on this thread (the background tasks' "work").
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Timestamps sent by a plain thread, taken all at once by the task it wakes; `None` once the
+/// sender has closed it and everything was taken.
+#[derive(Default)]
+struct Inbox(Mutex<(Vec<Instant>, Option<Waker>, bool)>);
+
+impl Inbox {
+    fn send(&self, t: Instant) {
+        let w = {
+            let mut g = self.0.lock().unwrap();
+            g.0.push(t);
+            g.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn close(&self) {
+        let w = {
+            let mut g = self.0.lock().unwrap();
+            g.2 = true;
+            g.1.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn recv(&self) -> impl Future<Output = Option<Vec<Instant>>> + '_ {
+        std::future::poll_fn(|cx| {
+            let mut g = self.0.lock().unwrap();
+            if !g.0.is_empty() {
+                Poll::Ready(Some(std::mem::take(&mut g.0)))
+            } else if g.2 {
+                Poll::Ready(None)
+            } else {
+                g.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Every worker saturated by 1,000 background tasks (about 50 us of work per poll, then a
+/// yield); beside them an urgent task is due every millisecond for `BENCH_LATENCY_SECS`
+/// (default 5): woken by its own timer, or (`foreign`) by a plain thread. Its latency runs from
+/// the deadline (or the send) to the start of its poll.
+fn latency_under_load<E: Exec>(e: &E, s: E::S, foreign: bool) -> Sample {
+    let secs = size("BENCH_LATENCY_SECS", 5) as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let background = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let (stop2, bg2) = (stop.clone(), background.clone());
+    let mut late: Vec<u64> = e.block_on(async move {
+        for _ in 0..1_000 {
+            let (stop, bg) = (stop2.clone(), bg2.clone());
+            E::S::detach(s.spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    spin(Duration::from_micros(50));
+                    bg.fetch_add(1, Ordering::Relaxed);
+                    E::yield_now().await;
+                }
+            }));
+        }
+        let end = Instant::now() + Duration::from_secs(secs);
+        let urgent = if foreign {
+            let inbox = Arc::new(Inbox::default());
+            let sender = {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    while Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(1));
+                        inbox.send(Instant::now());
+                    }
+                    inbox.close();
+                })
+            };
+            let h = s.spawn_urgent(async move {
+                let mut late = Vec::new();
+                while let Some(sent) = inbox.recv().await {
+                    let now = Instant::now();
+                    late.extend(
+                        sent.iter()
+                            .map(|t| now.saturating_duration_since(*t).as_nanos() as u64),
+                    );
+                }
+                late
+            });
+            let late = h.await;
+            sender.join().unwrap();
+            late
+        } else {
+            s.spawn_urgent(async move {
+                let mut late = Vec::new();
+                let mut deadline = Instant::now() + Duration::from_millis(1);
+                while deadline < end {
+                    E::sleep(deadline.saturating_duration_since(Instant::now())).await;
+                    let now = Instant::now();
+                    late.push(now.saturating_duration_since(deadline).as_nanos() as u64);
+                    // Every millisecond; after a late wake-up, the next deadline ahead.
+                    deadline += Duration::from_millis(1);
+                    if deadline < now {
+                        deadline = now + Duration::from_millis(1);
+                    }
+                }
+                late
+            })
+            .await
+        };
+        stop2.store(true, Ordering::Relaxed);
+        urgent
+    });
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    late.sort_unstable();
+    let pct = |p: f64| late[((late.len() as f64 * p) as usize).min(late.len() - 1)] as f64;
+    Sample {
+        elapsed,
+        extra: vec![
+            ("p50_ns", pct(0.50)),
+            ("p99_ns", pct(0.99)),
+            ("p999_ns", pct(0.999)),
+            ("max_ns", *late.last().unwrap_or(&0) as f64),
+            (
+                "background_polls_per_s",
+                background.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+            ),
+        ],
     }
 }
 

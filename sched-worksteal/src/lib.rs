@@ -11,9 +11,10 @@
 //!   so a task in the slot is not stranded behind a worker stuck in a long poll.
 //!   [`WorkStealingConfig::lifo_slot`] turns it off.
 //! - **Global queue** (`concurrent-queue`). Tasks woken from outside the workers, and local
-//!   overflow. A worker takes one task from it every
-//!   [`WorkStealingConfig::global_queue_interval`] ticks (61), so nothing queued there starves,
-//!   and a fair share when its local queue is empty. Measured against crossbeam-deque's
+//!   overflow. A worker takes one task from it about every 200 us of polling (between 2 and
+//!   [`WorkStealingConfig::global_queue_interval`] = 61 ticks, from poll times measured once per
+//!   window, as tokio does), so nothing queued there waits long; and a fair share when its local
+//!   queue is empty. Measured against crossbeam-deque's
 //!   `Injector` (same speed) and a mutex-guarded `VecDeque` with batch transfers (slower: every
 //!   foreign push takes the lock), it stays.
 //! - **Stealing.** A worker with nothing local and nothing global steals about half of a random
@@ -32,6 +33,7 @@ mod queue;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 use concurrent_queue::ConcurrentQueue;
 use runtime_core::{Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
@@ -262,13 +264,35 @@ struct LocalState {
     index: usize,
     queue: LocalQueue,
     tick: u32,
+    /// Ticks between two looks at the global queue (adapted from measured poll times).
+    global_interval: u32,
+    /// Start and length (in ticks) of the current measurement window.
+    window_start: Instant,
+    window_ticks: u32,
     lifo_polls: u32,
     rng: u32,
     /// Whether the last `schedule` on this worker put a task where others should look.
     notify: bool,
 }
 
+/// About this much polling between two looks at the global queue.
+const GLOBAL_QUEUE_PERIOD: Duration = Duration::from_micros(200);
+
 impl LocalState {
+    /// Recomputes the global-queue interval from the time the last window of ticks took.
+    fn adapt_interval(&mut self, max: u32) {
+        self.window_ticks += self.global_interval;
+        if self.window_ticks < max {
+            return;
+        }
+        let now = Instant::now();
+        let per_tick = now.saturating_duration_since(self.window_start) / self.window_ticks;
+        self.window_start = now;
+        self.window_ticks = 0;
+        let ticks = GLOBAL_QUEUE_PERIOD.as_nanos() / per_tick.as_nanos().max(1);
+        self.global_interval = ticks.clamp(2, u128::from(max)) as u32;
+    }
+
     fn random(&mut self) -> u32 {
         // xorshift32
         let mut x = self.rng;
@@ -327,6 +351,9 @@ impl Scheduler for WorkStealing {
             index: worker,
             queue,
             tick: 0,
+            global_interval: self.config.global_queue_interval,
+            window_start: Instant::now(),
+            window_ticks: 0,
             lifo_polls: 0,
             rng: 0x9E37_79B9 ^ (worker as u32).wrapping_mul(0x85EB_CA6B) | 1,
             notify: true,
@@ -372,16 +399,10 @@ impl Scheduler for WorkStealing {
     #[inline]
     fn next(&self, _worker: usize, local: &mut Local) -> Option<Runnable> {
         let l = local.0.as_mut()?;
-        l.tick = l.tick.wrapping_add(1);
-        if l.tick % self.config.global_queue_interval == 0 {
-            // Fairness: one task from the global queue, not a batch. A batch here lands in a
-            // busy local queue and overflows straight back (measured: this alone made
-            // yield_many 1.7x slower).
-            if let Ok(t) = self.global.pop() {
-                return Some(t);
-            }
-        }
         let me = &self.workers[l.index];
+        // The LIFO slot first (at most MAX_LIFO_POLLS in a row): its task was just woken by
+        // the task this worker ran, and nothing else may starve it (with the global queue
+        // first and looked at on every tick, a woken task sat in the slot for good).
         if self.config.lifo_slot {
             if l.lifo_polls < MAX_LIFO_POLLS {
                 if let Some(t) = me.lifo.take() {
@@ -395,6 +416,21 @@ impl Scheduler for WorkStealing {
             }
         }
         l.lifo_polls = 0;
+        l.tick = l.tick.wrapping_add(1);
+        if l.tick >= l.global_interval {
+            l.tick = 0;
+            // Fairness: one task from the global queue, not a batch. A batch here lands in a
+            // busy local queue and overflows straight back (measured: this alone made
+            // yield_many 1.7x slower). How often: about every GLOBAL_QUEUE_PERIOD of work,
+            // between 2 and `global_queue_interval` ticks, from the average poll time measured
+            // over the last window (one clock read per window; tokio's adaptive interval).
+            // With a fixed 61 ticks of 50 us polls, a task woken from outside waited behind
+            // overflowed tasks for over a second (latency_under_load_foreign).
+            l.adapt_interval(self.config.global_queue_interval);
+            if let Ok(t) = self.global.pop() {
+                return Some(t);
+            }
+        }
         if let Some(t) = l.queue.pop() {
             return Some(t);
         }
