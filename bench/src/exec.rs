@@ -232,6 +232,46 @@ impl Exec for Tokio {
     }
 }
 
+/// The parts of `Exec` that both smol runtimes share: async-io's timers and sockets.
+macro_rules! smol_io {
+    () => {
+        fn yield_now() -> impl Future<Output = ()> + Send {
+            futures_lite::future::yield_now()
+        }
+        async fn sleep(d: Duration) {
+            async_io::Timer::after(d).await;
+        }
+        type Stream = async_io::Async<std::net::TcpStream>;
+        type Listener = async_io::Async<std::net::TcpListener>;
+        async fn bind() -> (Self::Listener, SocketAddr) {
+            let l =
+                async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
+            let a = l.get_ref().local_addr().expect("addr");
+            (l, a)
+        }
+        async fn accept(l: &Self::Listener) -> Self::Stream {
+            l.accept().await.expect("accept").0
+        }
+        async fn connect(addr: SocketAddr) -> Self::Stream {
+            async_io::Async::<std::net::TcpStream>::connect(addr)
+                .await
+                .expect("connect")
+        }
+        fn read_exact<'a>(
+            s: &'a mut Self::Stream,
+            buf: &'a mut [u8],
+        ) -> impl Future<Output = bool> + Send + 'a {
+            fio_read_exact(s, buf)
+        }
+        fn write_all<'a>(
+            s: &'a mut Self::Stream,
+            buf: &'a [u8],
+        ) -> impl Future<Output = ()> + Send + 'a {
+            fio_write_all(s, buf)
+        }
+    };
+}
+
 // ---- smol: an async-executor run by worker threads, with async-io's block_on ----
 
 pub(crate) struct Smol {
@@ -322,39 +362,7 @@ impl Exec for Smol {
     fn spawner(&self) -> SmolSpawner {
         SmolSpawner(self.ex.clone())
     }
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        futures_lite::future::yield_now()
-    }
-    async fn sleep(d: Duration) {
-        async_io::Timer::after(d).await;
-    }
-    type Stream = async_io::Async<std::net::TcpStream>;
-    type Listener = async_io::Async<std::net::TcpListener>;
-    async fn bind() -> (Self::Listener, SocketAddr) {
-        let l = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
-        let a = l.get_ref().local_addr().expect("addr");
-        (l, a)
-    }
-    async fn accept(l: &Self::Listener) -> Self::Stream {
-        l.accept().await.expect("accept").0
-    }
-    async fn connect(addr: SocketAddr) -> Self::Stream {
-        async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .expect("connect")
-    }
-    fn read_exact<'a>(
-        s: &'a mut Self::Stream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = bool> + Send + 'a {
-        fio_read_exact(s, buf)
-    }
-    fn write_all<'a>(
-        s: &'a mut Self::Stream,
-        buf: &'a [u8],
-    ) -> impl Future<Output = ()> + Send + 'a {
-        fio_write_all(s, buf)
-    }
+    smol_io!();
 }
 
 // ---- smol-ct: a LocalExecutor on the calling thread ----
@@ -397,37 +405,5 @@ impl Exec for SmolCt {
     fn multi_thread(&self) -> bool {
         false
     }
-    fn yield_now() -> impl Future<Output = ()> + Send {
-        futures_lite::future::yield_now()
-    }
-    async fn sleep(d: Duration) {
-        async_io::Timer::after(d).await;
-    }
-    type Stream = async_io::Async<std::net::TcpStream>;
-    type Listener = async_io::Async<std::net::TcpListener>;
-    async fn bind() -> (Self::Listener, SocketAddr) {
-        let l = async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
-        let a = l.get_ref().local_addr().expect("addr");
-        (l, a)
-    }
-    async fn accept(l: &Self::Listener) -> Self::Stream {
-        l.accept().await.expect("accept").0
-    }
-    async fn connect(addr: SocketAddr) -> Self::Stream {
-        async_io::Async::<std::net::TcpStream>::connect(addr)
-            .await
-            .expect("connect")
-    }
-    fn read_exact<'a>(
-        s: &'a mut Self::Stream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = bool> + Send + 'a {
-        fio_read_exact(s, buf)
-    }
-    fn write_all<'a>(
-        s: &'a mut Self::Stream,
-        buf: &'a [u8],
-    ) -> impl Future<Output = ()> + Send + 'a {
-        fio_write_all(s, buf)
-    }
+    smol_io!();
 }

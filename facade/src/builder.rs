@@ -449,30 +449,15 @@ mod tests {
             e.to_string().contains("priority bands") && e.to_string().contains("share 0"),
             "{e}"
         );
-        let c = PriorityConfig {
-            bands: vec![],
-            ..PriorityConfig::default()
+        let error_of = |bands: Vec<Band>| {
+            let c = PriorityConfig {
+                bands,
+                ..PriorityConfig::default()
+            };
+            Builder::new().priority(c).build().unwrap_err().to_string()
         };
-        assert!(
-            Builder::new()
-                .priority(c)
-                .build()
-                .unwrap_err()
-                .to_string()
-                .contains("no bands")
-        );
-        let c = PriorityConfig {
-            bands: vec![Band::new("a", 10, 1)],
-            ..PriorityConfig::default()
-        };
-        assert!(
-            Builder::new()
-                .priority(c)
-                .build()
-                .unwrap_err()
-                .to_string()
-                .contains("start at 0")
-        );
+        assert!(error_of(vec![]).contains("no bands"));
+        assert!(error_of(vec![Band::new("a", 10, 1)]).contains("start at 0"));
         assert_eq!(
             env(&[("RUNTIME_SCHEDULER", "priority")])
                 .build()

@@ -95,6 +95,31 @@ fn join_abort_panic_and_metadata() {
             assert!(named.await.unwrap_err().is_cancelled());
             assert_eq!(d.load(Ordering::SeqCst), 1);
 
+            // The current task's metadata, read through the thread-local pointer (unsafe code
+            // that Miri checks here), and inherited by a task it spawns.
+            let inner = h.clone();
+            let prio = h
+                .spawn_with(
+                    async move {
+                        let mine = runtime_core::current_priority();
+                        assert!(runtime_core::set_current_priority(Priority::CRITICAL));
+                        let child = inner.spawn(async { runtime_core::current_priority() });
+                        (mine, child.await.unwrap())
+                    },
+                    SpawnOptions {
+                        name: None,
+                        priority: Some(Priority::HIGH),
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(prio, (Some(Priority::HIGH), Some(Priority::CRITICAL)));
+            assert_eq!(
+                runtime_core::current_priority(),
+                None,
+                "not inside a task here"
+            );
+
             let p = h.spawn(async { panic!("expected panic") });
             let e = p.await.unwrap_err();
             assert!(e.is_panic());
