@@ -80,8 +80,9 @@ pub struct PriorityConfig {
     pub bands: Vec<Band>,
     /// What the virtual runtimes count.
     pub accounting: Accounting,
-    /// How far ahead of the most-served runnable band a band that wakes up may start
-    /// (bounds the wait of an urgent band that used more than its share recently).
+    /// How far ahead of the most-served runnable band a band that wakes up may start, in its
+    /// own poll time (bounds the wait of an urgent band that used more than its share
+    /// recently); also the most one poll is charged.
     pub max_lag: Duration,
 }
 
@@ -179,6 +180,7 @@ pub struct PriorityScheduler {
     /// `band_of[p]`: the band of priority `p`.
     band_of: [u8; 256],
     weights: Vec<u64>,
+    /// `config.max_lag` in nanoseconds of poll time.
     max_lag: u64,
     state: Mutex<State>,
     queued: AtomicUsize,
@@ -213,11 +215,7 @@ impl PriorityScheduler {
                 .expect("the last band starts at 0") as u8;
         }
         let weights: Vec<u64> = config.bands.iter().map(|b| u64::from(b.share)).collect();
-        let min_share = *weights.iter().min().expect("not empty");
-        let max_lag = u64::try_from(config.max_lag.as_nanos())
-            .unwrap_or(u64::MAX / SCALE)
-            .saturating_mul(SCALE)
-            / min_share;
+        let max_lag = u64::try_from(config.max_lag.as_nanos()).unwrap_or(u64::MAX / SCALE);
         Ok(PriorityScheduler {
             band_of,
             max_lag,
@@ -269,9 +267,10 @@ impl Scheduler for PriorityScheduler {
         let floor = state.min_vruntime;
         let b = &mut state.bands[band];
         if b.queue.is_empty() {
-            // Waking up: no credit for the time it was idle, and no more than `max_lag` behind
-            // the others either.
-            b.vruntime = b.vruntime.clamp(floor, floor.saturating_add(self.max_lag));
+            // Waking up: no credit for the time it was idle, and no more than `max_lag` of its
+            // own poll time ahead of the others either.
+            let lag = self.max_lag.saturating_mul(SCALE) / self.weights[band];
+            b.vruntime = b.vruntime.clamp(floor, floor.saturating_add(lag));
         }
         b.queue.push_back(task);
         self.queued.fetch_add(1, Ordering::Release);
@@ -304,7 +303,11 @@ impl Scheduler for PriorityScheduler {
 
     fn account(&self, _worker: usize, local: &mut Local, priority: Priority, elapsed: Duration) {
         let cost = match self.config.accounting {
-            Accounting::PollTime => u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            // Capped at `max_lag`: one poll that the OS preempted (or that blocked) must not
+            // push its band's next wake-up back by more than that.
+            Accounting::PollTime => u64::try_from(elapsed.as_nanos())
+                .unwrap_or(u64::MAX)
+                .min(self.max_lag),
             Accounting::PollCount => POLL_UNIT,
         };
         local.pending = Some((self.band_of[usize::from(priority.0)], cost));
