@@ -223,10 +223,11 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
         return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
     };
     let shared: *const Shared = Arc::as_ptr(&owner.shared);
-    // SAFETY: `shared` is valid now (the task holds an `Arc` to it). It must stay valid after the
-    // task is handed to the scheduler, when another thread may run it to completion and free it
-    // with its `Arc`. On one of this runtime's workers that holds: the worker loop owns an
-    // `Arc<Shared>` for as long as it runs. Elsewhere we take an `Arc` of our own first.
+    // `shared` must stay valid after the task is handed to the scheduler, when another thread
+    // may run it to completion and free it with its `Arc`. On one of this runtime's workers that
+    // holds: the worker loop owns an `Arc<Shared>` for as long as it runs. Elsewhere we take an
+    // `Arc` of our own first.
+    // SAFETY: `shared` is valid now: the task (alive, we hold its runnable) holds an `Arc` to it.
     let here = unsafe { &*shared }.worker_here();
     if here.is_some() {
         // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
@@ -289,10 +290,11 @@ impl Handle {
                 key,
             };
             let meta = TaskMeta::new(id, name, priority, Some(owner));
-            // SAFETY: the future borrows only the task's metadata, which async-task keeps alive
-            // for as long as the future (the crate's documented use of `spawn_unchecked`); the
-            // future and its output are `Send + 'static` otherwise, and the schedule function is
-            // `Send + Sync + 'static`, so the runnable and wakers may go to any thread.
+            // The future borrows only the task's metadata, which async-task keeps alive for as
+            // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
+            // future and its output are `Send + 'static` and the schedule function is
+            // `Send + Sync + 'static`, so the runnable and its wakers may go to any thread.
+            // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             let (runnable, task) = unsafe {
                 async_task::Builder::new().metadata(meta).spawn_unchecked(
                     move |meta: &TaskMeta| TaskFuture {

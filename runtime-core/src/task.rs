@@ -379,10 +379,10 @@ thread_local! {
 /// Calls `f` with the metadata of the task being polled on this thread, if any.
 pub fn with_current_task<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R {
     let ptr = CURRENT.with(Cell::get);
-    // SAFETY: `CURRENT` is non-null only while `TaskFuture::poll` runs on this thread, with a
-    // pointer to that task's metadata, which lives as long as the task (see `TaskFuture`'s
-    // borrow); `f` runs within that poll (it is called from code the poll calls), and the
-    // reference does not escape `f`.
+    // `CURRENT` is non-null only while `TaskFuture::poll` runs on this thread, pointing to that
+    // task's metadata, which lives as long as the task (see `TaskFuture`'s borrow); `f` runs
+    // within that poll (it is called from code the poll calls).
+    // SAFETY: per the above the pointer is null or valid, and the reference does not escape `f`.
     f(unsafe { ptr.as_ref() })
 }
 

@@ -68,10 +68,11 @@ impl<S: Scheduler> DynScheduler for S {
         match here {
             Some(w) => {
                 let info = ScheduleInfo::new(reason, Some(w.index));
-                // SAFETY: `here` is this thread's `WorkerRef` for this very runtime (the caller
-                // checked the `shared` address; a runtime has one scheduler type `S`): `w.local`
-                // points to the worker loop's `RefCell<S::Local>`, valid while the `WorkerRef` is
-                // installed, which is the whole time we are on this thread inside that loop.
+                // `here` is this thread's `WorkerRef` for this very runtime (the caller checked
+                // the `shared` address; a runtime has one scheduler type `S`), so `w.local` points
+                // to the worker loop's `RefCell<S::Local>`, valid while the `WorkerRef` is
+                // installed: the whole time we are on this thread inside that loop.
+                // SAFETY: per the above, a valid `RefCell<S::Local>` that outlives this call.
                 let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
                 match cell.try_borrow_mut() {
                     Ok(mut local) => {
