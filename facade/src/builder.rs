@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use runtime_core::{Config, Scheduler};
 use sched_priority::{PriorityConfig, PriorityScheduler};
@@ -36,6 +37,7 @@ pub struct Builder {
     thread_name: Option<String>,
     thread_stack_size: Option<usize>,
     start_paused: bool,
+    blocking: blocking::PoolConfig,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -68,6 +70,7 @@ impl Builder {
             thread_name: None,
             thread_stack_size: None,
             start_paused: false,
+            blocking: blocking::PoolConfig::default(),
             error: None,
         }
     }
@@ -196,6 +199,35 @@ impl Builder {
         self
     }
 
+    /// Most threads of the blocking pool (`spawn_blocking`), from 1 to 100,000 (default 512).
+    pub fn max_blocking_threads(mut self, n: usize) -> Builder {
+        if (1..=100_000).contains(&n) {
+            self.blocking.max_threads = n;
+        } else {
+            self.fail(BuildError::invalid(
+                "max_blocking_threads",
+                &n.to_string(),
+                "1 to 100000".into(),
+            ));
+        }
+        self
+    }
+
+    /// How long an idle blocking-pool thread waits for work before it exits, from 1 ms to one
+    /// day (default 10 s).
+    pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
+        if (Duration::from_millis(1)..=Duration::from_secs(86_400)).contains(&keep_alive) {
+            self.blocking.keep_alive = keep_alive;
+        } else {
+            self.fail(BuildError::invalid(
+                "blocking_keep_alive",
+                &format!("{keep_alive:?}"),
+                "1 ms to 1 day".into(),
+            ));
+        }
+        self
+    }
+
     /// Starts with the clock paused (for deterministic timer tests): time moves only through
     /// `time::advance`, or, when the runtime is idle, straight to the next deadline. Needs
     /// current-thread mode (`worker_threads(0)`); `build` says so otherwise.
@@ -221,8 +253,12 @@ impl Builder {
         }
         let name = self.thread_name.unwrap_or_else(|| "rt-worker".into());
         reactor::set_current_hook(crate::driver::current_reactor);
+        let blocking = blocking::PoolConfig {
+            name: format!("{name}-blocking"),
+            ..self.blocking
+        };
         let (driver, io) =
-            crate::driver::RtDriver::new(self.start_paused).map_err(|e| BuildError {
+            crate::driver::RtDriver::new(self.start_paused, blocking).map_err(|e| BuildError {
                 kind: BuildErrorKind::Driver,
                 message: format!("could not create the I/O driver: {e}"),
             })?;
@@ -421,6 +457,16 @@ mod tests {
             "{msg}"
         );
         assert!(Builder::new().thread_stack_size(10).build().is_err());
+        let e = Builder::new().max_blocking_threads(0).build().unwrap_err();
+        assert!(
+            e.to_string().contains("max_blocking_threads") && e.to_string().contains("1 to 100000"),
+            "{e}"
+        );
+        let e = Builder::new()
+            .blocking_keep_alive(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("blocking_keep_alive"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::time::Timers;
 pub(crate) struct IoTime {
     pub(crate) reactor: Arc<reactor::Reactor>,
     pub(crate) timers: Arc<Timers>,
+    /// The pool for blocking work (`spawn_blocking`).
+    pub(crate) blocking: blocking::Pool,
 }
 
 /// Calls `f` with the current thread's runtime's driver state, if any (no reference counting).
@@ -50,7 +52,10 @@ impl Unpark for ReactorUnpark {
 }
 
 impl RtDriver {
-    pub(crate) fn new(paused: bool) -> std::io::Result<(RtDriver, Arc<IoTime>)> {
+    pub(crate) fn new(
+        paused: bool,
+        blocking: blocking::PoolConfig,
+    ) -> std::io::Result<(RtDriver, Arc<IoTime>)> {
         let poller = reactor::Poller::new()?;
         let reactor = poller.reactor().clone();
         let unpark: Arc<dyn Unpark> = Arc::new(ReactorUnpark(reactor.clone()));
@@ -60,7 +65,11 @@ impl RtDriver {
                 poller,
                 timers: timers.clone(),
             },
-            Arc::new(IoTime { reactor, timers }),
+            Arc::new(IoTime {
+                reactor,
+                timers,
+                blocking: blocking::Pool::new(blocking),
+            }),
         ))
     }
 }

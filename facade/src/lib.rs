@@ -72,8 +72,9 @@ pub mod net {
 use std::future::Future;
 use std::sync::OnceLock;
 
+pub use blocking::PoolMetrics as BlockingMetrics;
 pub use builder::{BuildError, BuildErrorKind, Builder, MAX_WORKER_THREADS, SCHEDULERS};
-pub use runtime::{Handle, Runtime};
+pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};
 pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
     yield_now,
@@ -123,6 +124,32 @@ where
     F::Output: Send + 'static,
 {
     task::Builder::new().priority(priority).spawn(future)
+}
+
+/// Runs the blocking function `f` (synchronous I/O, a short blocking call) on the current
+/// runtime's blocking pool, so that no async worker waits on it. Returns the same
+/// [`JoinHandle`] as a task: await it, drop it to detach; a panic in `f` arrives as a
+/// [`JoinError`].
+///
+/// # Panics
+///
+/// Outside a runtime, with a message that says what to do.
+///
+/// ```
+/// facade::block_on(async {
+///     let len = facade::spawn_blocking(|| std::fs::read_dir(".").map(|d| d.count()))
+///         .await
+///         .unwrap();
+///     assert!(len.is_ok());
+/// });
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    driver::with_current(|io| io.map(|io| io.blocking.spawn(f)))
+        .unwrap_or_else(|| panic!("{}", runtime_core::NoRuntime::new("facade::spawn_blocking")))
 }
 
 /// Runs `future` to completion on a default runtime, built on first use with

@@ -51,10 +51,13 @@ impl Runtime {
         self.inner.as_ref().expect("present until shutdown")
     }
 
-    /// After the tasks are gone: I/O and timers still held by someone fail instead of hanging.
-    fn close_driver(&self) {
+    /// After the tasks are gone: I/O and timers still held by someone fail instead of hanging,
+    /// and the blocking pool gets at most `blocking_grace` for its running jobs (jobs that never
+    /// started are cancelled).
+    fn close_driver(&self, blocking_grace: Duration) {
         self.io.reactor.close();
         self.io.timers.close();
+        self.io.blocking.shutdown(blocking_grace);
     }
 
     /// Runs `future` to completion on this thread, with this runtime as the current one (so
@@ -100,10 +103,11 @@ impl Runtime {
 
     /// Shuts down, waiting at most `timeout` for a worker that is stuck inside a poll.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
+        let start = std::time::Instant::now();
         if let Some(inner) = self.inner.take() {
             inner.shutdown_timeout(timeout);
         }
-        self.close_driver();
+        self.close_driver(timeout.saturating_sub(start.elapsed()));
     }
 
     /// Shuts down without waiting for the worker threads to exit.
@@ -111,15 +115,18 @@ impl Runtime {
         if let Some(inner) = self.inner.take() {
             inner.shutdown_background();
         }
-        self.close_driver();
+        self.close_driver(Duration::ZERO);
     }
 }
+
+/// How long dropping a runtime waits for running blocking jobs.
+pub const BLOCKING_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Drop for Runtime {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.take() {
             drop(inner);
-            self.close_driver();
+            self.close_driver(BLOCKING_SHUTDOWN_GRACE);
         }
     }
 }
@@ -176,6 +183,29 @@ impl Handle {
     /// A snapshot of the runtime's counters.
     pub fn metrics(&self) -> RuntimeMetrics {
         self.inner.metrics()
+    }
+
+    /// Runs the blocking function `f` on this runtime's blocking pool.
+    pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let io = self
+            .inner
+            .extension()
+            .and_then(|e| e.downcast_ref::<IoTime>())
+            .expect("every facade runtime has a driver");
+        io.blocking.spawn(f)
+    }
+
+    /// What the blocking pool is doing now (threads, idle, queued, spawn failures).
+    pub fn blocking_metrics(&self) -> blocking::PoolMetrics {
+        self.inner
+            .extension()
+            .and_then(|e| e.downcast_ref::<IoTime>())
+            .map(|io| io.blocking.metrics())
+            .unwrap_or_default()
     }
 
     /// The core handle, for code written against `runtime-core`.

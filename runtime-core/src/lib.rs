@@ -50,7 +50,7 @@ pub use coop::{YieldNow, yield_now};
 pub use idle::MAX_WORKERS;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use park::{Driver, TimerHint, Unpark};
-pub use runtime::{Config, Handle, Runtime, SpawnOptions};
+pub use runtime::{Config, Handle, Runtime, SpawnOptions, spawn_unowned};
 pub use scheduler::{Notify, ScheduleInfo, ScheduleReason, Scheduler};
 pub use task::{
     JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta, current_priority,

@@ -212,6 +212,48 @@ impl Shared {
     }
 }
 
+/// Creates a task that belongs to no runtime, for pools that run tasks on threads of their own
+/// (the blocking pool): `schedule` receives the runnable whenever the task must run, and
+/// whoever holds it calls [`Runnable::run`](async_task::Runnable::run). The task gets the same
+/// harness as any other: a panic reaches the [`JoinHandle`] as a `JoinError`, dropping the
+/// runnable cancels the task, and the handle can be awaited from any runtime.
+///
+/// ```
+/// let (runnable, handle) = runtime_core::spawn_unowned(async { 6 * 7 }, |_| {}, None);
+/// runnable.run(); // completes in one poll
+/// assert_eq!(futures_lite::future::block_on(handle).unwrap(), 42);
+/// ```
+pub fn spawn_unowned<F, S>(
+    future: F,
+    schedule: S,
+    name: Option<String>,
+) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    let meta = TaskMeta::new(
+        TaskId::next(),
+        name.map(Box::new),
+        Priority::default(),
+        None,
+    );
+    // The future borrows only the task's metadata, which async-task keeps alive for as long as
+    // the future; the future, its output and `schedule` are `Send + 'static` (and `Sync`).
+    // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
+    let (runnable, task) = unsafe {
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta: &TaskMeta| TaskFuture {
+                meta,
+                future: Some(future),
+            },
+            schedule,
+        )
+    };
+    (runnable, JoinHandle::new(task))
+}
+
 /// The schedule function of every task (zero-sized: the runtime is found in the metadata).
 fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
     let reason = if info.woken_while_running {

@@ -4,6 +4,7 @@
 //! named after it, so `cargo test -p conformance fifo` runs FIFO's suite (`fifo::spawn_join`,
 //! …). Adding a scheduler to the suite is one line in `tests/schedulers.rs`.
 
+pub mod blocking_pool;
 pub mod io_time;
 pub mod suite;
 pub mod util;
@@ -37,7 +38,19 @@ macro_rules! conformance_suite {
                 io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours,
                 many_short_sleeps_all_complete
             );
+            $crate::conformance_suite!(@blocking_tests
+                spawn_blocking_results_and_panics, blocking_pool_never_exceeds_its_maximum,
+                idle_blocking_threads_retire, shutdown_timeout_bounds_running_blocking_jobs
+            );
         }
+    };
+    (@blocking_tests $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::blocking_pool::$test(make);
+            }
+        )*
     };
     (@io_tests $($test:ident),* $(,)?) => {
         $(
