@@ -24,6 +24,16 @@ pub(crate) trait Spawner: Clone + Send + Sync + 'static {
         self.spawn(future)
     }
 
+    /// Runs a blocking function on the runtime's blocking pool.
+    fn spawn_blocking<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // smol's pool: `unblock` (both smol runtimes use it).
+        smol_blocking::unblock(f)
+    }
+
     /// Lets a task run on without its handle (smol cancels a task whose handle is dropped).
     fn detach<T: Send + 'static>(join: Self::Join<T>) {
         drop(join);
@@ -110,6 +120,13 @@ impl Spawner for OursSpawner {
     {
         Unwrap(self.0.spawn(future))
     }
+    fn spawn_blocking<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Unwrap(self.0.spawn_blocking(f))
+    }
     fn spawn_urgent<F>(&self, future: F) -> Self::Join<F::Output>
     where
         F: Future + Send + 'static,
@@ -187,6 +204,13 @@ impl Spawner for TokioSpawner {
         F::Output: Send + 'static,
     {
         Unwrap(self.0.spawn(future))
+    }
+    fn spawn_blocking<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Unwrap(self.0.spawn_blocking(f))
     }
 }
 

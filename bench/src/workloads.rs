@@ -23,6 +23,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "timers_light",
     "latency_under_load",
     "latency_under_load_foreign",
+    "spawn_blocking",
 ];
 
 /// One measurement: the time, and any figures of the workload's own.
@@ -63,6 +64,7 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "timer_lateness" => timer_lateness(e, s, size("BENCH_LATENESS_TIMERS", 100_000)),
         "timers_light" => timer_lateness(e, s, 1_000),
         "latency_under_load" | "latency_under_load_foreign" if !e.multi_thread() => return None,
+        "spawn_blocking" => spawn_blocking(e, s, size("BENCH_BLOCKING_JOBS", 10_000)),
         "latency_under_load" => latency_under_load(e, s, false),
         "latency_under_load_foreign" => latency_under_load(e, s, true),
         other => panic!("unknown workload {other}"),
@@ -293,6 +295,21 @@ fn timer_lateness<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
         elapsed,
         extra: vec![("p50_ns", pct(0.50)), ("p99_ns", pct(0.99))],
     }
+}
+
+/// `n` short jobs on the blocking pool (tokio's spawn_blocking, smol's unblock, ours), all
+/// awaited.
+fn spawn_blocking<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let start = Instant::now();
+    e.block_on(async move {
+        let hs: Vec<_> = (0..n)
+            .map(|i| s.spawn_blocking(move || std::hint::black_box(i * 2)))
+            .collect();
+        for h in hs {
+            h.await;
+        }
+    });
+    Sample::time(start.elapsed())
 }
 
 /// Busy for about `d` on this thread (the background tasks' "work").
