@@ -55,6 +55,7 @@
 //! [`Builder::custom`].
 
 mod builder;
+mod dedicated;
 mod driver;
 mod runtime;
 pub mod task;
@@ -74,6 +75,7 @@ use std::sync::OnceLock;
 
 pub use blocking::PoolMetrics as BlockingMetrics;
 pub use builder::{BuildError, BuildErrorKind, Builder, MAX_WORKER_THREADS, SCHEDULERS};
+pub use dedicated::{spawn_dedicated, spawn_dedicated_async};
 pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};
 pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,

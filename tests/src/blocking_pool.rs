@@ -127,3 +127,45 @@ pub fn shutdown_timeout_bounds_running_blocking_jobs(make: Make) {
         );
     });
 }
+
+/// A dedicated thread outlives the runtime that started it, and a runtime outlives a
+/// dedicated thread that finished.
+pub fn spawn_dedicated_outlives_and_is_outlived(make: Make) {
+    within(LIMIT, move || {
+        // The thread outlives the runtime.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = {
+            let rt = make(2).build().unwrap();
+            let _g = rt.enter();
+            let h = facade::spawn_dedicated("survivor", move || {
+                let _ = rx.recv();
+                std::thread::current().name().map(str::to_string)
+            })
+            .unwrap();
+            drop(_g);
+            drop(rt);
+            h
+        };
+        tx.send(()).unwrap();
+        let name = futures_lite::future::block_on(h).unwrap().unwrap();
+        assert!(name.starts_with("survivor-"), "{name}");
+        // The runtime outlives the thread; a panic there reaches the handle.
+        let rt = make(2).build().unwrap();
+        rt.block_on(async {
+            let e = facade::spawn_dedicated("doomed", || panic!("dedicated failure"))
+                .unwrap()
+                .await
+                .unwrap_err();
+            assert!(e.is_panic());
+            let v = facade::spawn_dedicated_async("loop", async {
+                facade::time::sleep(Duration::from_millis(2)).await;
+                facade::spawn(async { 5 }).await.unwrap()
+            })
+            .unwrap()
+            .await
+            .unwrap();
+            assert_eq!(v, 5);
+            assert_eq!(facade::spawn(async { 1 }).await.unwrap(), 1);
+        });
+    });
+}

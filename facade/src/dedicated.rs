@@ -1,0 +1,71 @@
+//! Threads of their own, for work that would pin a pool thread or a worker forever.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use runtime_core::JoinHandle;
+
+use crate::Builder;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `f` on a thread of its own; the handle gives its result (or its panic as a
+/// [`JoinError`](crate::JoinError)). For synchronous work that runs forever or for a very long
+/// time: a pool thread would be pinned, an async worker blocked. The thread is named
+/// `"{name}-{n}"`; it does not belong to any runtime, so it outlives them (and they it).
+///
+/// # Errors
+///
+/// The system refused to start a thread.
+///
+/// ```
+/// let h = facade::spawn_dedicated("metrics-reporter", || 40 + 2)?;
+/// assert_eq!(facade::block_on(h).unwrap(), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn spawn_dedicated<F, T>(name: &str, f: F) -> std::io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    // The task completes in its one poll, on the new thread: nothing ever schedules it again.
+    let (runnable, handle) =
+        runtime_core::spawn_unowned(async move { f() }, drop, Some(name.into()));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name(format!("{name}-{n}"))
+        .spawn(move || runnable.run())?;
+    Ok(handle)
+}
+
+/// Runs `future` on a thread of its own, with a current-thread runtime of its own (FIFO, with
+/// I/O and timers): for an async loop that must never share a worker with other tasks.
+///
+/// # Errors
+///
+/// The system refused to start a thread.
+///
+/// ```
+/// let h = facade::spawn_dedicated_async("control-loop", async {
+///     facade::time::sleep(std::time::Duration::from_millis(1)).await;
+///     facade::spawn(async { 7 }).await.unwrap()
+/// })?;
+/// assert_eq!(facade::block_on(h).unwrap(), 7);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn spawn_dedicated_async<F>(name: &str, future: F) -> std::io::Result<JoinHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let thread_name = name.to_string();
+    spawn_dedicated(name, move || {
+        let rt = Builder::new()
+            .fifo()
+            .worker_threads(0)
+            .thread_name(thread_name)
+            .build()
+            .unwrap_or_else(|e| panic!("the dedicated thread could not build its runtime: {e}"));
+        rt.block_on(future)
+    })
+}
