@@ -38,6 +38,7 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     start_paused: bool,
     blocking: blocking::PoolConfig,
+    rayon_threads: Option<usize>,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -71,6 +72,7 @@ impl Builder {
             thread_stack_size: None,
             start_paused: false,
             blocking: blocking::PoolConfig::default(),
+            rayon_threads: None,
             error: None,
         }
     }
@@ -228,6 +230,21 @@ impl Builder {
         self
     }
 
+    /// Gives the runtime its own rayon pool with `n` threads (1 to 1024) for `spawn_rayon`;
+    /// without it, `spawn_rayon` uses rayon's global pool (one thread per core).
+    pub fn rayon_threads(mut self, n: usize) -> Builder {
+        if (1..=1024).contains(&n) {
+            self.rayon_threads = Some(n);
+        } else {
+            self.fail(BuildError::invalid(
+                "rayon_threads",
+                &n.to_string(),
+                "1 to 1024".into(),
+            ));
+        }
+        self
+    }
+
     /// Starts with the clock paused (for deterministic timer tests): time moves only through
     /// `time::advance`, or, when the runtime is idle, straight to the next deadline. Needs
     /// current-thread mode (`worker_threads(0)`); `build` says so otherwise.
@@ -257,8 +274,24 @@ impl Builder {
             name: format!("{name}-blocking"),
             ..self.blocking
         };
-        let (driver, io) =
-            crate::driver::RtDriver::new(self.start_paused, blocking).map_err(|e| BuildError {
+        let rayon = match self.rayon_threads {
+            None => None,
+            Some(n) => Some(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name({
+                        let name = name.clone();
+                        move |i| format!("{name}-rayon-{i}")
+                    })
+                    .build()
+                    .map_err(|e| BuildError {
+                        kind: BuildErrorKind::ThreadSpawn,
+                        message: format!("could not start the rayon pool: {e}"),
+                    })?,
+            )),
+        };
+        let (driver, io) = crate::driver::RtDriver::new(self.start_paused, blocking, rayon)
+            .map_err(|e| BuildError {
                 kind: BuildErrorKind::Driver,
                 message: format!("could not create the I/O driver: {e}"),
             })?;

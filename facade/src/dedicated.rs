@@ -69,3 +69,34 @@ where
         rt.block_on(future)
     })
 }
+
+/// Runs the CPU-bound function `f` on rayon's thread pool (the runtime's own if the builder set
+/// [`rayon_threads`](crate::Builder::rayon_threads), else rayon's global pool) and returns a
+/// [`JoinHandle`]: the awaiting task is woken when `f` returns, no async worker waits for it,
+/// and a panic in `f` arrives as a [`JoinError`](crate::JoinError). `f` may use `par_iter`.
+///
+/// ```
+/// use rayon::prelude::*;
+/// facade::block_on(async {
+///     let sum = facade::spawn_rayon(|| (1..=1_000u64).into_par_iter().sum::<u64>()).await;
+///     assert_eq!(sum.unwrap(), 500_500);
+/// });
+/// ```
+pub fn spawn_rayon<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = crate::driver::with_current(|io| io.and_then(|io| io.rayon.clone()));
+    // The task completes in its one poll, on a rayon thread: nothing ever schedules it again.
+    let (runnable, handle) = runtime_core::spawn_unowned(async move { f() }, drop, None);
+    match pool {
+        Some(pool) => pool.spawn(move || {
+            runnable.run();
+        }),
+        None => rayon::spawn(move || {
+            runnable.run();
+        }),
+    }
+    handle
+}

@@ -24,6 +24,8 @@ pub(crate) struct IoTime {
     pub(crate) timers: Arc<Timers>,
     /// The pool for blocking work (`spawn_blocking`).
     pub(crate) blocking: blocking::Pool,
+    /// The runtime's own rayon pool, if the builder made one (`spawn_rayon`).
+    pub(crate) rayon: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// Calls `f` with the current thread's runtime's driver state, if any (no reference counting).
@@ -55,6 +57,7 @@ impl RtDriver {
     pub(crate) fn new(
         paused: bool,
         blocking: blocking::PoolConfig,
+        rayon: Option<Arc<rayon::ThreadPool>>,
     ) -> std::io::Result<(RtDriver, Arc<IoTime>)> {
         let poller = reactor::Poller::new()?;
         let reactor = poller.reactor().clone();
@@ -69,6 +72,7 @@ impl RtDriver {
                 reactor,
                 timers,
                 blocking: blocking::Pool::new(blocking),
+                rayon,
             }),
         ))
     }

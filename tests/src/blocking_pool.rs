@@ -169,3 +169,31 @@ pub fn spawn_dedicated_outlives_and_is_outlived(make: Make) {
         });
     });
 }
+
+/// `spawn_rayon` with `par_iter` gives the right sum, on rayon's global pool and on a runtime's
+/// own, without blocking the async workers; a panic arrives as a `JoinError`.
+pub fn spawn_rayon_par_iter_without_blocking_workers(make: Make) {
+    use rayon::prelude::*;
+    within(LIMIT, move || {
+        for builder in [make(2), make(2).rayon_threads(2), make(0)] {
+            let rt = builder.build().unwrap();
+            rt.block_on(async {
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let sum = facade::spawn_rayon(move || {
+                    let _ = rx.recv(); // held until an async task has run meanwhile
+                    (1..=100_000u64).into_par_iter().map(|x| x * 2).sum::<u64>()
+                });
+                facade::spawn(async move { tx.send(()).unwrap() })
+                    .await
+                    .unwrap();
+                assert_eq!(sum.await.unwrap(), 100_000 * 100_001);
+                let e = facade::spawn_rayon(|| panic!("rayon job failed"))
+                    .await
+                    .unwrap_err();
+                assert_eq!(panic_message(&*e.into_panic()), "rayon job failed");
+            });
+        }
+        let e = make(2).rayon_threads(0).build().unwrap_err();
+        assert!(e.to_string().contains("rayon_threads"), "{e}");
+    });
+}

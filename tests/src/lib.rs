@@ -41,7 +41,8 @@ macro_rules! conformance_suite {
             $crate::conformance_suite!(@blocking_tests
                 spawn_blocking_results_and_panics, blocking_pool_never_exceeds_its_maximum,
                 idle_blocking_threads_retire, shutdown_timeout_bounds_running_blocking_jobs,
-                spawn_dedicated_outlives_and_is_outlived
+                spawn_dedicated_outlives_and_is_outlived,
+                spawn_rayon_par_iter_without_blocking_workers
             );
         }
     };
