@@ -165,18 +165,8 @@ fn shutdown_write(r: io::Result<()>) -> io::Result<()> {
 }
 
 macro_rules! stream_io {
-    ($ty:ty) => {
+    ($($ty:ty),*) => {$(
         impl AsyncRead for $ty {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                Pin::new(&mut &self.0).poll_read(cx, buf)
-            }
-        }
-
-        impl AsyncRead for &$ty {
             fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -201,27 +191,10 @@ macro_rules! stream_io {
                 Poll::Ready(shutdown_write(self.0.get_ref().shutdown(Shutdown::Write)))
             }
         }
-
-        impl AsyncWrite for &$ty {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                Pin::new(&mut &self.0).poll_write(cx, buf)
-            }
-            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(shutdown_write(self.0.get_ref().shutdown(Shutdown::Write)))
-            }
-        }
-    };
+    )*};
 }
 
-stream_io!(TcpStream);
-stream_io!(UnixStream);
+stream_io!(TcpStream, &TcpStream, UnixStream, &UnixStream);
 
 /// A UDP socket.
 #[derive(Debug)]

@@ -25,7 +25,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
@@ -99,7 +99,6 @@ pub(crate) struct Shared {
     /// Worker threads that have not exited yet, and a condvar signalled on each exit.
     alive: Mutex<usize>,
     exited: Condvar,
-    alive_fast: AtomicUsize,
     /// Current-thread mode: worker 0's state while no `block_on` drives it.
     ct_core: Mutex<Option<Box<dyn Any + Send>>>,
     /// Threads in `block_on` waiting for `ct_core`.
@@ -202,7 +201,6 @@ impl Shared {
     fn worker_exited(&self) {
         let mut alive = lock(&self.alive);
         *alive -= 1;
-        self.alive_fast.store(*alive, Ordering::SeqCst);
         let last = *alive == 0;
         drop(alive);
         self.exited.notify_all();
@@ -462,7 +460,6 @@ impl Runtime {
             current_thread,
             alive: Mutex::new(0),
             exited: Condvar::new(),
-            alive_fast: AtomicUsize::new(0),
             ct_core: Mutex::new(None),
             ct_waiters: Mutex::new(Vec::new()),
             extension: OnceLock::new(),
@@ -487,7 +484,6 @@ impl Runtime {
             }
             let shared2 = shared.clone();
             *lock(&shared.alive) += 1;
-            shared.alive_fast.fetch_add(1, Ordering::SeqCst);
             let spawned = builder.spawn(move || {
                 struct Exit<'a>(&'a Shared);
                 impl Drop for Exit<'_> {
@@ -507,7 +503,6 @@ impl Runtime {
                 Ok(t) => rt.threads.push(t),
                 Err(e) => {
                     *lock(&shared.alive) -= 1;
-                    shared.alive_fast.fetch_sub(1, Ordering::SeqCst);
                     // `rt` drops here and stops the workers already started.
                     return Err(e);
                 }
@@ -672,13 +667,13 @@ impl Runtime {
         if let Some(mut core) = lock(&shared.ct_core).take() {
             shared.sched.drain_local(0, &mut *core);
         }
-        if shared.alive_fast.load(Ordering::SeqCst) == 0 {
+        if *lock(&shared.alive) == 0 {
             shared.sched.drain_global();
         }
         for waker in shared.active.drain() {
             waker.wake();
         }
-        if shared.alive_fast.load(Ordering::SeqCst) == 0 {
+        if *lock(&shared.alive) == 0 {
             shared.sched.drain_global();
         }
     }
