@@ -16,6 +16,9 @@ pub const SCHEDULERS: &[&str] = &["fifo", "worksteal", "priority"];
 /// The largest accepted `worker_threads`.
 pub const MAX_WORKER_THREADS: usize = 1024;
 
+/// The watchdog's default threshold (see [`Builder::watchdog_threshold`]).
+pub const DEFAULT_WATCHDOG_THRESHOLD: Duration = Duration::from_millis(10);
+
 /// Starts a core runtime with the chosen policy.
 type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + Send>;
 
@@ -39,6 +42,7 @@ pub struct Builder {
     start_paused: bool,
     blocking: blocking::PoolConfig,
     rayon_threads: Option<usize>,
+    watchdog: Option<Duration>,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -51,6 +55,7 @@ impl fmt::Debug for Builder {
             .field("worker_threads", &self.worker_threads)
             .field("thread_name", &self.thread_name)
             .field("thread_stack_size", &self.thread_stack_size)
+            .field("watchdog", &self.watchdog)
             .finish()
     }
 }
@@ -73,13 +78,15 @@ impl Builder {
             start_paused: false,
             blocking: blocking::PoolConfig::default(),
             rayon_threads: None,
+            watchdog: Some(DEFAULT_WATCHDOG_THRESHOLD),
             error: None,
         }
     }
 
     /// The defaults, then the settings found in the environment:
-    /// `RUNTIME_SCHEDULER` (one of [`SCHEDULERS`]) and `RUNTIME_WORKER_THREADS` (a number,
-    /// `0` for current-thread mode). A variable that is set but invalid makes
+    /// `RUNTIME_SCHEDULER` (one of [`SCHEDULERS`]), `RUNTIME_WORKER_THREADS` (a number,
+    /// `0` for current-thread mode) and `RUNTIME_WATCHDOG_MS` (the watchdog's threshold in
+    /// milliseconds, `0` to turn it off). A variable that is set but invalid makes
     /// [`build`](Builder::build) fail with an error that names it.
     ///
     /// ```
@@ -107,6 +114,17 @@ impl Builder {
                         format!("a whole number from 0 to {MAX_WORKER_THREADS} (0: run on the thread that calls block_on)"),
                     ));
                 }
+            }
+        }
+        if let Some(ms) = var("RUNTIME_WATCHDOG_MS") {
+            match ms.trim().parse::<u64>() {
+                Ok(0) => b = b.disable_watchdog(),
+                Ok(ms) => b = b.watchdog_setting("RUNTIME_WATCHDOG_MS", Duration::from_millis(ms)),
+                Err(_) => b.fail(BuildError::invalid(
+                    "RUNTIME_WATCHDOG_MS",
+                    &ms,
+                    "a whole number of milliseconds from 1 to 3600000, or 0 to turn the watchdog off".into(),
+                )),
             }
         }
         b
@@ -245,6 +263,54 @@ impl Builder {
         self
     }
 
+    /// The watchdog's threshold, from 1 ms to one hour (default 10 ms): when a single poll of a
+    /// task (or of the future given to `block_on`) keeps a worker busy for longer, the runtime
+    /// logs a `tracing` warning naming the task (id and name) and the worker, once per such poll,
+    /// counts it in [`RuntimeMetrics::slow_polls`](crate::RuntimeMetrics::slow_polls), and wakes
+    /// an idle worker to take over what waits behind the stuck one.
+    ///
+    /// The workers only publish which task they poll (two plain stores per poll); a watchdog
+    /// thread samples that every quarter of the threshold, and sleeps while the runtime is idle.
+    /// A report is never a false alarm; polls shorter than 1.25 times the threshold may go
+    /// unreported.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = facade::Builder::new().watchdog_threshold(Duration::from_millis(20)).build()?;
+    /// rt.block_on(async {
+    ///     facade::spawn(async {
+    ///         std::thread::sleep(Duration::from_millis(100)); // reported: use spawn_blocking
+    ///     })
+    ///     .await
+    /// })
+    /// .unwrap();
+    /// # std::thread::sleep(Duration::from_millis(50)); // the report may trail the poll
+    /// assert_eq!(rt.metrics().slow_polls, 1);
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn watchdog_threshold(self, threshold: Duration) -> Builder {
+        self.watchdog_setting("watchdog_threshold", threshold)
+    }
+
+    /// Turns the watchdog off (see [`watchdog_threshold`](Builder::watchdog_threshold)).
+    pub fn disable_watchdog(mut self) -> Builder {
+        self.watchdog = None;
+        self
+    }
+
+    fn watchdog_setting(mut self, setting: &str, threshold: Duration) -> Builder {
+        if (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&threshold) {
+            self.watchdog = Some(threshold);
+        } else {
+            self.fail(BuildError::invalid(
+                setting,
+                &format!("{threshold:?}"),
+                "1 ms to 1 hour".into(),
+            ));
+        }
+        self
+    }
+
     /// Starts with the clock paused (for deterministic timer tests): time moves only through
     /// `time::advance`, or, when the runtime is idle, straight to the next deadline. Needs
     /// current-thread mode (`worker_threads(0)`); `build` says so otherwise.
@@ -301,6 +367,7 @@ impl Builder {
             thread_stack_size: self.thread_stack_size,
             driver: Some(Box::new(driver)),
             extension: Some(io.clone()),
+            watchdog: self.watchdog,
         };
         let scheduler = self.scheduler.name().to_string();
         let start = match self.scheduler {

@@ -123,6 +123,11 @@ impl Idle {
         }
     }
 
+    /// Every worker has announced that it parks (SeqCst: the watchdog's dormancy check).
+    pub(crate) fn all_parked(&self) -> bool {
+        unparked(self.state.load(SeqCst)) == 0
+    }
+
     #[cfg(all(test, not(rt_loom)))]
     pub(crate) fn counts(&self) -> (usize, usize) {
         let s = self.state.load(SeqCst);

@@ -42,6 +42,7 @@ mod runtime;
 mod scheduler;
 mod sync;
 mod task;
+mod watchdog;
 mod worker;
 
 pub use async_task;

@@ -12,6 +12,8 @@ pub(crate) struct Slot {
     pub(crate) parks: AtomicU64,
     pub(crate) spawned: AtomicU64,
     pub(crate) completed: AtomicU64,
+    /// What the worker is polling: a task id, `watchdog::MAIN_POLL | n`, or 0 between polls.
+    pub(crate) current: AtomicU64,
 }
 
 /// Increments a counter. `owned`: the caller is the only thread that writes it.
@@ -47,6 +49,13 @@ impl Counters {
         }
     }
 
+    /// Worker `index`'s poll count and what it is polling (for the watchdog). Relaxed: the
+    /// watchdog only compares samples taken a quarter of its threshold apart.
+    pub(crate) fn running(&self, index: usize) -> (u64, u64) {
+        let slot = &self.workers[index];
+        (slot.polls.load(Relaxed), slot.current.load(Relaxed))
+    }
+
     pub(crate) fn snapshot(&self) -> RuntimeMetrics {
         let workers: Vec<WorkerMetrics> = self
             .workers
@@ -56,6 +65,7 @@ impl Counters {
                 parks: s.parks.load(Relaxed),
                 tasks_spawned: s.spawned.load(Relaxed),
                 tasks_completed: s.completed.load(Relaxed),
+                slow_polls: 0,
                 scheduler: Vec::new(),
             })
             .collect();
@@ -65,6 +75,7 @@ impl Counters {
             tasks_completed: sum(|w| w.tasks_completed) + self.foreign.completed.load(Relaxed),
             tasks_polled: sum(|w| w.polls),
             tasks_alive: 0,
+            slow_polls: 0,
             workers,
             scheduler: Vec::new(),
         }
@@ -83,6 +94,9 @@ pub struct RuntimeMetrics {
     pub tasks_polled: u64,
     /// Tasks alive now (spawned and not yet completed).
     pub tasks_alive: u64,
+    /// Polls that the watchdog reported for blocking a worker longer than its threshold
+    /// (always 0 with the watchdog off).
+    pub slow_polls: u64,
     /// Per-worker counters, by worker index.
     pub workers: Vec<WorkerMetrics>,
     /// The scheduling policy's own counters, summed over the workers (for instance
@@ -112,6 +126,8 @@ pub struct WorkerMetrics {
     pub tasks_spawned: u64,
     /// Tasks that completed on this worker.
     pub tasks_completed: u64,
+    /// Polls on this worker that the watchdog reported.
+    pub slow_polls: u64,
     /// The scheduling policy's own counters for this worker.
     pub scheduler: Vec<(&'static str, u64)>,
 }

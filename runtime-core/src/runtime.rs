@@ -39,6 +39,7 @@ use crate::park::{Driver, Parking};
 use crate::scheduler::{Notify, ScheduleReason, Scheduler};
 use crate::sync::lock_std as lock;
 use crate::task::{JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+use crate::watchdog::{Polling, Watchdog};
 use crate::worker::{DynScheduler, MainTask};
 
 /// How to build a core runtime. The facade's `Builder` fills this in; most users never see it.
@@ -53,6 +54,10 @@ pub struct Config {
     pub driver: Option<Box<dyn Driver>>,
     /// Extra state for the layer above (reachable through [`Handle::extension`]).
     pub extension: Option<Arc<dyn Any + Send + Sync>>,
+    /// The watchdog's threshold: a single poll that keeps a worker longer than this is reported
+    /// (a `tracing` warning naming the task and the worker, and
+    /// [`RuntimeMetrics::slow_polls`]). `None`: no watchdog.
+    pub watchdog: Option<Duration>,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             thread_stack_size: None,
             driver: None,
             extension: None,
+            watchdog: None,
         }
     }
 }
@@ -73,6 +79,7 @@ impl fmt::Debug for Config {
             .field("worker_threads", &self.worker_threads)
             .field("thread_stack_size", &self.thread_stack_size)
             .field("driver", &self.driver.is_some())
+            .field("watchdog", &self.watchdog)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +100,7 @@ pub(crate) struct Shared {
     pub(crate) parking: Parking,
     pub(crate) active: Active,
     pub(crate) counters: Counters,
+    pub(crate) watchdog: Option<Watchdog>,
     closed: AtomicBool,
     workers: usize,
     current_thread: bool,
@@ -138,6 +146,24 @@ impl Shared {
         self.notify(notify);
     }
 
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// No worker can be in a poll: all of them are parked, or (current-thread mode) nobody is
+    /// inside `block_on`. SeqCst, for the watchdog's dormancy protocol.
+    pub(crate) fn nothing_to_watch(&self) -> bool {
+        self.idle.all_parked() || (self.current_thread && lock(&self.ct_core).is_some())
+    }
+
+    /// A worker is back from parking or starts driving.
+    #[inline]
+    pub(crate) fn worker_resumed(&self) {
+        if let Some(dog) = &self.watchdog {
+            dog.worker_resumed();
+        }
+    }
+
     /// The calling thread's worker identity, if it is one of this runtime's workers.
     #[inline]
     pub(crate) fn worker_here(&self) -> Option<WorkerRef> {
@@ -164,7 +190,15 @@ impl Shared {
     /// Polls one task on worker `index`.
     #[inline]
     pub(crate) fn run_task(&self, index: usize, task: Runnable) {
-        bump(&self.counters.workers[index].polls, true);
+        let slot = &self.counters.workers[index];
+        bump(&slot.polls, true);
+        // For the watchdog (see watchdog.rs): a plain store before and after the poll.
+        let _polling = Polling::start(&slot.current, task.metadata().id().as_u64());
+        self.poll_task(task);
+    }
+
+    #[inline]
+    fn poll_task(&self, task: Runnable) {
         // Checked first (one relaxed load): even a disabled span costs a construction, an
         // enter and an exit per poll, 4.5% of yield_many's instructions when measured.
         if tracing::level_enabled!(tracing::Level::TRACE) {
@@ -187,8 +221,19 @@ impl Shared {
         self.worker_here().map(|w| w.index)
     }
 
-    pub(crate) fn task_done(&self, key: crate::active::ActiveKey, id: TaskId, completed: bool) {
+    pub(crate) fn task_done(
+        &self,
+        key: crate::active::ActiveKey,
+        id: TaskId,
+        named: bool,
+        completed: bool,
+    ) {
         self.active.remove(key);
+        if named {
+            if let Some(dog) = &self.watchdog {
+                lock(&dog.names).remove(&id);
+            }
+        }
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
         if completed {
@@ -233,7 +278,7 @@ where
 {
     let meta = TaskMeta::new(
         TaskId::next(),
-        name.map(Box::new),
+        name.map(Arc::new),
         Priority::default(),
         None,
     );
@@ -318,7 +363,7 @@ impl Handle {
     {
         let shared = &self.shared;
         let id = TaskId::next();
-        let name = options.name.map(Box::new);
+        let name = options.name.map(Arc::new);
         // A task spawned by a task inherits its priority unless told otherwise.
         let priority = options
             .priority
@@ -329,6 +374,9 @@ impl Handle {
                 shared: shared.clone(),
                 key,
             };
+            if let (Some(name), Some(_), Some(dog)) = (&name, key, &shared.watchdog) {
+                lock(&dog.names).insert(id, name.clone());
+            }
             let meta = TaskMeta::new(id, name, priority, Some(owner));
             // The future borrows only the task's metadata, which async-task keeps alive for as
             // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
@@ -378,7 +426,11 @@ impl Handle {
         m.scheduler = self.shared.sched.metrics(None);
         for (i, w) in m.workers.iter_mut().enumerate() {
             w.scheduler = self.shared.sched.metrics(Some(i));
+            if let Some(dog) = &self.shared.watchdog {
+                w.slow_polls = dog.slow_polls[i].load(Ordering::Relaxed);
+            }
         }
+        m.slow_polls = m.workers.iter().map(|w| w.slow_polls).sum();
         m
     }
 
@@ -420,6 +472,7 @@ impl Handle {
 pub struct Runtime {
     handle: Handle,
     threads: Vec<thread::JoinHandle<()>>,
+    watchdog: Option<thread::JoinHandle<()>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -455,6 +508,7 @@ impl Runtime {
             parking: Parking::new(workers, config.driver),
             active: Active::new(workers),
             counters: Counters::new(workers),
+            watchdog: config.watchdog.map(|t| Watchdog::new(t, workers)),
             closed: AtomicBool::new(false),
             workers,
             current_thread,
@@ -472,7 +526,11 @@ impl Runtime {
                 shared: shared.clone(),
             },
             threads: Vec::new(),
+            watchdog: None,
         };
+        if shared.watchdog.is_some() {
+            rt.watchdog = Some(crate::watchdog::start(shared.clone())?);
+        }
         if current_thread {
             *lock(&shared.ct_core) = locals.into_iter().next();
             return Ok(rt);
@@ -659,6 +717,16 @@ impl Runtime {
             };
         }
         drop(alive);
+        if let Some(dog) = &shared.watchdog {
+            dog.stop();
+        }
+        if let Some(t) = self.watchdog.take() {
+            // It exits at once when told to; not from its own thread (a report's subscriber
+            // dropping the runtime).
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
         for t in std::mem::take(&mut self.threads) {
             if t.is_finished() {
                 let _ = t.join();

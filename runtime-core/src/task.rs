@@ -29,6 +29,10 @@ impl TaskId {
         TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
+    pub(crate) fn from_u64(id: u64) -> TaskId {
+        TaskId(id)
+    }
+
     /// The identifier as a number.
     pub fn as_u64(self) -> u64 {
         self.0
@@ -70,9 +74,9 @@ impl Default for Priority {
 /// [`Runnable::metadata`](async_task::Runnable::metadata).
 pub struct TaskMeta {
     id: TaskId,
-    /// Boxed twice so that the rare name costs one word in every task (a `String` is three).
-    #[allow(clippy::box_collection)]
-    name: Option<Box<String>>,
+    /// An `Arc<String>` so that the rare name costs one word in every task (a `String` is
+    /// three), and the watchdog can hold it too.
+    name: Option<Arc<String>>,
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
@@ -90,10 +94,9 @@ pub(crate) struct Owner {
 }
 
 impl TaskMeta {
-    #[allow(clippy::box_collection)] // see the `name` field
     pub(crate) fn new(
         id: TaskId,
-        name: Option<Box<String>>,
+        name: Option<Arc<String>>,
         priority: Priority,
         owner: Option<Owner>,
     ) -> TaskMeta {
@@ -447,7 +450,7 @@ impl<F> TaskFuture<'_, F> {
                 key: Some(key),
             }) = &self.meta.owner
             {
-                shared.task_done(*key, self.meta.id, completed);
+                shared.task_done(*key, self.meta.id, self.meta.name.is_some(), completed);
             }
         }
     }

@@ -14,6 +14,7 @@ use crate::context::{self, WorkerRef};
 use crate::runtime::Shared;
 use crate::scheduler::{Notify, ScheduleInfo, ScheduleReason, Scheduler};
 use crate::task::Runnable;
+use crate::watchdog::{MAIN_POLL, Polling};
 
 /// How many task polls a busy worker makes between two non-blocking driver polls.
 pub(crate) const DRIVER_INTERVAL: u32 = 61;
@@ -160,6 +161,9 @@ fn run<S: Scheduler>(
         local: &cell as *const RefCell<S::Local> as *const (),
     });
     let idle = &shared.idle;
+    shared.worker_resumed();
+    let current = &shared.counters.workers[index].current;
+    let mut main_polls: u64 = 0;
     let mut searching = false;
     // On the sleepers list, having announced that it will park.
     let mut registered = false;
@@ -167,8 +171,15 @@ fn run<S: Scheduler>(
 
     while !shared.is_closed() {
         if let Some(m) = main.as_deref_mut() {
-            if m.take_woken() && m.poll() {
-                break;
+            if m.take_woken() {
+                // Watched like a task (watchdog.rs); successive polls publish different words.
+                main_polls = main_polls.wrapping_add(1);
+                let polling = Polling::start(current, MAIN_POLL | main_polls);
+                let done = m.poll();
+                drop(polling);
+                if done {
+                    break;
+                }
             }
         }
         let task = {
@@ -180,6 +191,7 @@ fn run<S: Scheduler>(
                 if registered {
                     searching = idle.transition_from_parked(index);
                     registered = false;
+                    shared.worker_resumed();
                 }
                 if searching {
                     searching = false;
@@ -216,6 +228,7 @@ fn run<S: Scheduler>(
                 shared.parking.park(index);
                 searching = idle.transition_from_parked(index);
                 registered = false;
+                shared.worker_resumed();
             }
         }
     }

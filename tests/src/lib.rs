@@ -8,6 +8,7 @@ pub mod blocking_pool;
 pub mod io_time;
 pub mod suite;
 pub mod util;
+pub mod watchdog;
 
 /// `conformance_suite!(name, |workers| builder)` generates module `name` with one `#[test]` per
 /// conformance test, each building its runtimes with the given closure.
@@ -44,7 +45,19 @@ macro_rules! conformance_suite {
                 spawn_dedicated_outlives_and_is_outlived,
                 spawn_rayon_par_iter_without_blocking_workers
             );
+            $crate::conformance_suite!(@watchdog_tests
+                watchdog_reports_each_blocking_poll,
+                tasks_queued_behind_a_stuck_worker_run_elsewhere
+            );
         }
+    };
+    (@watchdog_tests $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::watchdog::$test(make);
+            }
+        )*
     };
     (@blocking_tests $($test:ident),* $(,)?) => {
         $(

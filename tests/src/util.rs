@@ -159,3 +159,66 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Generous limit for one test body; a hang fails after it.
 pub const LIMIT: Duration = Duration::from_secs(60);
+
+/// Collects the warnings (and errors) of `tracing`, as text, wherever it is the default
+/// subscriber: install it with [`Captured::install`] on the thread that builds a runtime, and
+/// the runtime's watchdog reports land here.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    /// Makes a capture the default subscriber of this thread until the guard is dropped.
+    pub fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        // tracing-core caches whether a call site is enabled when it is first hit. With a
+        // single live dispatcher it asks only the hitting thread's default, which for a thread
+        // of another test's runtime is "none": the call site would then be disabled for every
+        // capture until the next dispatcher registers. A second dispatcher that lives for the
+        // whole process makes it ask all of them.
+        static KEEP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        KEEP.get_or_init(|| tracing::Dispatch::new(Capture(Captured::default())));
+        let captured = Captured::default();
+        let guard = tracing::subscriber::set_default(Capture(captured.clone()));
+        (captured, guard)
+    }
+
+    /// Every event so far, one line each: the message then `field=value` pairs.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+struct Capture(Captured);
+
+struct Line(String);
+
+impl tracing::field::Visit for Line {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        } else {
+            let _ = write!(self.0, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::WARN)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = Line(format!("{} ", event.metadata().level()));
+        event.record(&mut line);
+        (self.0).0.lock().unwrap().push(line.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}

@@ -1,0 +1,315 @@
+//! The watchdog: reports a poll that keeps a worker busy for longer than a threshold.
+//!
+//! # Cost on the hot path
+//!
+//! A worker publishes, in its own counters' cache line, which poll it is running: before a poll
+//! it bumps its poll count (it did that anyway) and stores the task's id in `current`; after the
+//! poll it stores 0. Two plain stores per poll, no read-modify-write, no fence, no clock. The
+//! watchdog thread samples `(polls, current)` of every worker every quarter of the threshold: a
+//! worker that shows the same pair, with `current != 0`, in two samples at least `threshold`
+//! apart has been inside one single poll for at least that long. The report is therefore never
+//! a false alarm (the poll started before the first of the two samples), and every poll longer
+//! than the threshold plus one sampling period is caught.
+//!
+//! # Naming the stuck task
+//!
+//! The watchdog never dereferences anything of the stuck worker's: the id it needs is in the
+//! published word, and the names of named tasks are in a map (`Shared::names`) that holds its own
+//! reference to each name, filled at spawn and emptied when the task's future is dropped. Unnamed
+//! tasks, the common case, cost nothing there.
+//!
+//! # Sleeping when there is nothing to watch
+//!
+//! When every worker is parked (or, in current-thread mode, nobody is inside `block_on`), the
+//! watchdog marks itself dormant and waits without a timeout (a long one, as a backstop). A
+//! worker that leaves the parked state, or starts driving, wakes it: that is the slow path of
+//! the worker loop (it just came back from sleeping). The dormant flag and the idle state are
+//! both SeqCst, so either the watchdog sees the worker awake or the worker sees the flag.
+//!
+//! # A stuck worker's queue
+//!
+//! On each report the watchdog also wakes one idle worker (`Notify::Any`): with work-stealing, a
+//! task left in the stuck worker's LIFO slot (which wakes nobody when it is filled) or local
+//! queue is then stolen instead of waiting behind the blocking poll.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::runtime::Shared;
+use crate::scheduler::Notify;
+use crate::sync::lock_std as lock;
+use crate::task::TaskId;
+
+/// `current` while worker is polling the main future of `block_on` (low bits: that future's
+/// poll count, so that successive polls differ). Task ids stay far below.
+pub(crate) const MAIN_POLL: u64 = 1 << 63;
+
+/// Publishes what a worker polls for as long as it lives (it clears the word on drop, even when
+/// a poll unwinds).
+pub(crate) struct Polling<'a>(&'a AtomicU64);
+
+impl<'a> Polling<'a> {
+    #[inline]
+    pub(crate) fn start(current: &'a AtomicU64, what: u64) -> Polling<'a> {
+        current.store(what, Ordering::Relaxed);
+        Polling(current)
+    }
+}
+
+impl Drop for Polling<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The longest the watchdog sleeps while dormant, should a wake-up ever be missed.
+const DORMANT_BACKSTOP: Duration = Duration::from_secs(1);
+
+/// The shortest sampling period.
+const MIN_PERIOD: Duration = Duration::from_millis(1);
+
+pub(crate) struct Watchdog {
+    pub(crate) threshold: Duration,
+    /// Reports per worker.
+    pub(crate) slow_polls: Box<[AtomicU64]>,
+    dormant: AtomicBool,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// The names of live named tasks, by id.
+    pub(crate) names: Mutex<HashMap<TaskId, Arc<String>>>,
+    /// Times the watchdog woke up (for the dormancy test).
+    samples: AtomicU64,
+}
+
+impl Watchdog {
+    pub(crate) fn new(threshold: Duration, workers: usize) -> Watchdog {
+        Watchdog {
+            threshold,
+            slow_polls: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            dormant: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            names: Mutex::new(HashMap::new()),
+            samples: AtomicU64::new(0),
+        }
+    }
+
+    /// Called by a worker that comes back from parking or starts driving: wakes the watchdog if
+    /// it is dormant. One SeqCst load otherwise.
+    #[inline]
+    pub(crate) fn worker_resumed(&self) {
+        if self.dormant.load(Ordering::SeqCst) {
+            self.dormant.store(false, Ordering::SeqCst);
+            let _stop = lock(&self.stop);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Asks the watchdog thread to exit.
+    pub(crate) fn stop(&self) {
+        *lock(&self.stop) = true;
+        self.wake.notify_one();
+    }
+
+    fn name_of(&self, id: TaskId) -> Option<Arc<String>> {
+        lock(&self.names).get(&id).cloned()
+    }
+}
+
+/// What the watchdog last saw of one worker.
+#[derive(Clone, Copy)]
+struct Seen {
+    polls: u64,
+    current: u64,
+    /// The first sample that showed this poll running.
+    since: Instant,
+    reported: bool,
+}
+
+/// Starts the watchdog thread of `shared` (which must have a watchdog).
+pub(crate) fn start(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
+    // Reports go where the runtime's creator sends its traces: a scoped subscriber set around
+    // the runtime's construction applies to them too (otherwise the global one, as usual).
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let dispatch = (!dispatch.is::<tracing::subscriber::NoSubscriber>()).then_some(dispatch);
+    thread::Builder::new()
+        .name("rt-watchdog".into())
+        .spawn(move || match dispatch {
+            Some(d) => tracing::dispatcher::with_default(&d, || run(&shared)),
+            None => run(&shared),
+        })
+}
+
+fn run(shared: &Shared) {
+    let dog = shared.watchdog.as_ref().expect("started with a watchdog");
+    let period = (dog.threshold / 4).max(MIN_PERIOD);
+    let mut seen: Vec<Option<Seen>> = vec![None; shared.workers()];
+    let mut stop = lock(&dog.stop);
+    loop {
+        let timeout = if dog.dormant.load(Ordering::SeqCst) {
+            DORMANT_BACKSTOP
+        } else {
+            period
+        };
+        stop = dog
+            .wake
+            .wait_timeout(stop, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        if *stop || shared.is_closed() {
+            return;
+        }
+        drop(stop);
+        crate::metrics::bump(&dog.samples, true);
+        let now = Instant::now();
+        let mut busy = false;
+        for (index, seen) in seen.iter_mut().enumerate() {
+            let (polls, current) = shared.counters.running(index);
+            if current == 0 {
+                if let Some(s) = seen.take().filter(|s| s.reported) {
+                    released(index, &s, now);
+                }
+                continue;
+            }
+            busy = true;
+            match seen {
+                Some(s) if s.polls == polls && s.current == current => {
+                    if !s.reported && now.duration_since(s.since) >= dog.threshold {
+                        s.reported = true;
+                        report(shared, dog, index, s, now);
+                    }
+                }
+                _ => {
+                    if let Some(s) = seen.take().filter(|s| s.reported) {
+                        released(index, &s, now);
+                    }
+                    *seen = Some(Seen {
+                        polls,
+                        current,
+                        since: now,
+                        reported: false,
+                    });
+                }
+            }
+        }
+        if !busy && shared.nothing_to_watch() {
+            // Dormant first, then look again: a worker that resumes after our look sees the flag.
+            dog.dormant.store(true, Ordering::SeqCst);
+            if !shared.nothing_to_watch() {
+                dog.dormant.store(false, Ordering::SeqCst);
+            }
+        }
+        stop = lock(&dog.stop);
+    }
+}
+
+fn report(shared: &Shared, dog: &Watchdog, worker: usize, seen: &Seen, now: Instant) {
+    let blocked_ms = now.duration_since(seen.since).as_millis() as u64;
+    let threshold_ms = dog.threshold.as_millis() as u64;
+    if seen.current & MAIN_POLL != 0 {
+        tracing::warn!(
+            worker,
+            blocked_ms,
+            threshold_ms,
+            "the future passed to `block_on` has been blocking worker {worker} in a single poll \
+             for at least {blocked_ms} ms (threshold {threshold_ms} ms): move blocking calls to \
+             spawn_blocking, CPU-heavy work to spawn_rayon, endless loops to spawn_dedicated"
+        );
+    } else {
+        let id = TaskId::from_u64(seen.current);
+        let name = dog.name_of(id);
+        let name = name.as_deref().map(String::as_str);
+        tracing::warn!(
+            task.id = seen.current,
+            task.name = name,
+            worker,
+            blocked_ms,
+            threshold_ms,
+            "task {}{} has been blocking worker {worker} in a single poll for at least \
+             {blocked_ms} ms (threshold {threshold_ms} ms): move blocking calls to \
+             spawn_blocking, CPU-heavy work to spawn_rayon, endless loops to spawn_dedicated",
+            seen.current,
+            name.map(|n| format!(" ({n})")).unwrap_or_default(),
+        );
+    }
+    // Counted after the warning, so that whoever sees the count finds the warning too.
+    crate::metrics::bump(&dog.slow_polls[worker], true);
+    // Let an idle worker take what waits behind the stuck one (see the module docs).
+    std::sync::atomic::fence(Ordering::SeqCst);
+    shared.notify(Notify::Any);
+}
+
+fn released(worker: usize, seen: &Seen, now: Instant) {
+    tracing::debug!(
+        task.id = seen.current & !MAIN_POLL,
+        worker,
+        blocked_ms = now.duration_since(seen.since).as_millis() as u64,
+        "worker {worker} is free again after a slow poll"
+    );
+}
+
+#[cfg(all(test, not(rt_loom)))]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::{Config, Runnable, Runtime, ScheduleInfo, Scheduler};
+
+    #[derive(Default)]
+    struct Fifo(Mutex<VecDeque<Runnable>>);
+
+    impl Scheduler for Fifo {
+        type Local = ();
+        fn schedule(&self, task: Runnable, _: ScheduleInfo, _: Option<&mut ()>) {
+            self.0.lock().unwrap().push_back(task);
+        }
+        fn next(&self, _: usize, _: &mut ()) -> Option<Runnable> {
+            self.0.lock().unwrap().pop_front()
+        }
+    }
+
+    /// An idle runtime's watchdog sleeps instead of sampling, and a worker that comes back to
+    /// work wakes it in time to report a blocking poll.
+    #[test]
+    #[cfg_attr(miri, ignore = "real threads and sleeps; nothing unsafe here")]
+    fn dormant_while_idle_and_woken_by_work() {
+        for worker_threads in [0, 2] {
+            let rt = Runtime::new(
+                Fifo::default(),
+                Config {
+                    worker_threads,
+                    watchdog: Some(Duration::from_millis(4)), // samples every millisecond
+                    ..Config::default()
+                },
+            )
+            .unwrap();
+            let dog = rt.handle().shared.watchdog.as_ref().unwrap();
+            for round in 0..3 {
+                rt.block_on(async {});
+                let before = dog.samples.load(Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(200));
+                let idle_samples = dog.samples.load(Ordering::Relaxed) - before;
+                // 200 while awake; at most a few on the way to sleep (and a backstop at 1 s).
+                assert!(idle_samples <= 10, "{idle_samples} samples while idle");
+                rt.block_on(async {
+                    rt.spawn(async { thread::sleep(Duration::from_millis(50)) })
+                        .await
+                        .unwrap();
+                });
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while rt.metrics().slow_polls < round + 1 && Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                assert_eq!(
+                    rt.metrics().slow_polls,
+                    round + 1,
+                    "workers: {worker_threads}"
+                );
+            }
+        }
+    }
+}
