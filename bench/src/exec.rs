@@ -34,6 +34,20 @@ pub(crate) trait Spawner: Clone + Send + Sync + 'static {
         smol_blocking::unblock(f)
     }
 
+    /// Runs `f` on rayon's global pool and awaits its result. By default the idiom a smol user
+    /// writes: `rayon::spawn` and a one-slot channel.
+    fn spawn_rayon<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = async_channel::bounded(1);
+        rayon::spawn(move || {
+            let _ = tx.send_blocking(f());
+        });
+        async move { rx.recv().await.expect("rayon job finished") }
+    }
+
     /// Lets a task run on without its handle (smol cancels a task whose handle is dropped).
     fn detach<T: Send + 'static>(join: Self::Join<T>) {
         drop(join);
@@ -127,6 +141,13 @@ impl Spawner for OursSpawner {
     {
         Unwrap(self.0.spawn_blocking(f))
     }
+    fn spawn_rayon<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Unwrap(facade::spawn_rayon(f))
+    }
     fn spawn_urgent<F>(&self, future: F) -> Self::Join<F::Output>
     where
         F: Future + Send + 'static,
@@ -211,6 +232,18 @@ impl Spawner for TokioSpawner {
         T: Send + 'static,
     {
         Unwrap(self.0.spawn_blocking(f))
+    }
+    /// The idiom of tokio's documentation: `rayon::spawn` and a oneshot channel.
+    fn spawn_rayon<F, T>(&self, f: F) -> impl Future<Output = T> + Send + 'static
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rayon::spawn(move || {
+            let _ = tx.send(f());
+        });
+        async move { rx.await.expect("rayon job finished") }
     }
 }
 

@@ -37,6 +37,8 @@ const RUNTIMES: &[&str] = &[
     // Variants for measuring design choices; not in the default set.
     "worksteal-cq",
     "worksteal-nolifo",
+    "worksteal-nowd",
+    "fifo-ct-nowd",
 ];
 
 /// The runtimes run when `--runtime` is not given.
@@ -119,6 +121,17 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
         ),
         "worksteal-nolifo" => measure(
             || ours(Builder::new().work_stealing().lifo_slot(false), THREADS),
+            workload,
+            samples,
+        ),
+        // The watchdog off, to measure what it costs.
+        "worksteal-nowd" => measure(
+            || ours(Builder::new().work_stealing().disable_watchdog(), THREADS),
+            workload,
+            samples,
+        ),
+        "fifo-ct-nowd" => measure(
+            || ours(Builder::new().fifo().disable_watchdog(), 0),
             workload,
             samples,
         ),

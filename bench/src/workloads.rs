@@ -24,6 +24,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "latency_under_load",
     "latency_under_load_foreign",
     "spawn_blocking",
+    "rayon_roundtrip",
 ];
 
 /// One measurement: the time, and any figures of the workload's own.
@@ -65,6 +66,7 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "timers_light" => timer_lateness(e, s, 1_000),
         "latency_under_load" | "latency_under_load_foreign" if !e.multi_thread() => return None,
         "spawn_blocking" => spawn_blocking(e, s, size("BENCH_BLOCKING_JOBS", 10_000)),
+        "rayon_roundtrip" => rayon_roundtrip(e, s, size("BENCH_RAYON_JOBS", 10_000)),
         "latency_under_load" => latency_under_load(e, s, false),
         "latency_under_load_foreign" => latency_under_load(e, s, true),
         other => panic!("unknown workload {other}"),
@@ -310,6 +312,23 @@ fn spawn_blocking<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
         }
     });
     Sample::time(start.elapsed())
+}
+
+/// `n` trivial rayon jobs, one after the other, each awaited by a task before the next: the
+/// bridge's round trip (to rayon's global pool and back to the awaiting task).
+fn rayon_roundtrip<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
+    let start = Instant::now();
+    let inner = s.clone();
+    e.block_on(s.spawn(async move {
+        for i in 0..n {
+            std::hint::black_box(inner.spawn_rayon(move || std::hint::black_box(i) + 1).await);
+        }
+    }));
+    let elapsed = start.elapsed();
+    Sample {
+        elapsed,
+        extra: vec![("us_per_round_trip", elapsed.as_secs_f64() * 1e6 / n as f64)],
+    }
 }
 
 /// Busy for about `d` on this thread (the background tasks' "work").

@@ -156,6 +156,23 @@ impl Shared {
         self.idle.all_parked() || (self.current_thread && lock(&self.ct_core).is_some())
     }
 
+    /// Out of line: the hot paths of spawn and completion only test whether a task has a name.
+    #[cold]
+    #[inline(never)]
+    fn named_task_spawned(&self, id: TaskId, name: &Arc<String>) {
+        if let Some(dog) = &self.watchdog {
+            lock(&dog.names).insert(id, name.clone());
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn named_task_done(&self, id: TaskId) {
+        if let Some(dog) = &self.watchdog {
+            lock(&dog.names).remove(&id);
+        }
+    }
+
     /// A worker is back from parking or starts driving.
     #[inline]
     pub(crate) fn worker_resumed(&self) {
@@ -230,9 +247,7 @@ impl Shared {
     ) {
         self.active.remove(key);
         if named {
-            if let Some(dog) = &self.watchdog {
-                lock(&dog.names).remove(&id);
-            }
+            self.named_task_done(id);
         }
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
@@ -374,8 +389,8 @@ impl Handle {
                 shared: shared.clone(),
                 key,
             };
-            if let (Some(name), Some(_), Some(dog)) = (&name, key, &shared.watchdog) {
-                lock(&dog.names).insert(id, name.clone());
+            if let (Some(name), Some(_)) = (&name, key) {
+                shared.named_task_spawned(id, name);
             }
             let meta = TaskMeta::new(id, name, priority, Some(owner));
             // The future borrows only the task's metadata, which async-task keeps alive for as

@@ -66,6 +66,10 @@ impl Drop for Polling<'_> {
     }
 }
 
+/// What a report tells the user to do.
+const ADVICE: &str = "move blocking calls to spawn_blocking, CPU-heavy work to spawn_rayon, \
+                      endless loops to spawn_dedicated";
+
 /// The longest the watchdog sleeps while dormant, should a wake-up ever be missed.
 const DORMANT_BACKSTOP: Duration = Duration::from_secs(1);
 
@@ -104,7 +108,8 @@ impl Watchdog {
     pub(crate) fn worker_resumed(&self) {
         if self.dormant.load(Ordering::SeqCst) {
             self.dormant.store(false, Ordering::SeqCst);
-            let _stop = lock(&self.stop);
+            // Through the lock: the watchdog either has not read the flag yet, or waits.
+            drop(lock(&self.stop));
             self.wake.notify_one();
         }
     }
@@ -215,25 +220,19 @@ fn report(shared: &Shared, dog: &Watchdog, worker: usize, seen: &Seen, now: Inst
             worker,
             blocked_ms,
             threshold_ms,
-            "the future passed to `block_on` has been blocking worker {worker} in a single poll \
-             for at least {blocked_ms} ms (threshold {threshold_ms} ms): move blocking calls to \
-             spawn_blocking, CPU-heavy work to spawn_rayon, endless loops to spawn_dedicated"
+            "the future passed to `block_on` has been blocking its worker in a single poll for \
+             at least {blocked_ms} ms (threshold {threshold_ms} ms): {ADVICE}"
         );
     } else {
-        let id = TaskId::from_u64(seen.current);
-        let name = dog.name_of(id);
-        let name = name.as_deref().map(String::as_str);
+        let name = dog.name_of(TaskId::from_u64(seen.current));
         tracing::warn!(
             task.id = seen.current,
-            task.name = name,
+            task.name = name.as_deref().map(String::as_str),
             worker,
             blocked_ms,
             threshold_ms,
-            "task {}{} has been blocking worker {worker} in a single poll for at least \
-             {blocked_ms} ms (threshold {threshold_ms} ms): move blocking calls to \
-             spawn_blocking, CPU-heavy work to spawn_rayon, endless loops to spawn_dedicated",
-            seen.current,
-            name.map(|n| format!(" ({n})")).unwrap_or_default(),
+            "a task has been blocking its worker in a single poll for at least {blocked_ms} ms \
+             (threshold {threshold_ms} ms): {ADVICE}"
         );
     }
     // Counted after the warning, so that whoever sees the count finds the warning too.
