@@ -274,6 +274,10 @@ impl Builder {
     /// A report is never a false alarm; polls shorter than 1.25 times the threshold may go
     /// unreported.
     ///
+    /// The watchdog is a thread: in a program that has no other thread (a current-thread
+    /// runtime and nothing else), it turns off glibc's single-thread shortcut in `malloc`, which
+    /// costs allocation-heavy code about 10%. Turn it off there if that matters.
+    ///
     /// ```
     /// use std::time::Duration;
     /// let rt = facade::Builder::new().watchdog_threshold(Duration::from_millis(20)).build()?;
