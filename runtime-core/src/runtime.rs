@@ -260,13 +260,17 @@ impl Shared {
 
     fn worker_exited(&self) {
         let mut alive = lock(&self.alive);
+        if *alive == 1 {
+            // The last one (exits are counted under the lock, so only one sees 1): drain the
+            // shared queues *before* counting itself out, so that a shutdown waiting for the
+            // workers finds every queued future dropped when it wakes.
+            drop(alive);
+            self.sched.drain_global();
+            alive = lock(&self.alive);
+        }
         *alive -= 1;
-        let last = *alive == 0;
         drop(alive);
         self.exited.notify_all();
-        if last {
-            self.sched.drain_global();
-        }
     }
 }
 
@@ -731,6 +735,7 @@ impl Runtime {
                 }
             };
         }
+        let all_exited = *alive <= own;
         drop(alive);
         if let Some(dog) = &shared.watchdog {
             dog.stop();
@@ -743,7 +748,9 @@ impl Runtime {
             }
         }
         for t in std::mem::take(&mut self.threads) {
-            if t.is_finished() {
+            // Every worker has counted itself out: only thread teardown is left, join them.
+            // Otherwise join those that are done and leave the stuck ones running.
+            if t.thread().id() != me && (all_exited || t.is_finished()) {
                 let _ = t.join();
             }
         }

@@ -325,7 +325,22 @@ pub fn shutdown_drops_every_future_once(make: Make) {
                     expected += 1;
                 }
                 barrier.wait();
-                for _ in 0..100 {
+                // The first queued future takes a while to drop: the runtime's drop must still
+                // return only after it is gone (it once returned while the last worker was
+                // still emptying the queue).
+                struct SlowDrop(Option<crate::util::Counted<std::future::Ready<()>>>);
+                impl Drop for SlowDrop {
+                    fn drop(&mut self) {
+                        std::thread::sleep(Duration::from_millis(30));
+                        self.0.take(); // counted only now
+                    }
+                }
+                let slow = SlowDrop(Some(drops.wrap(std::future::ready(()))));
+                drop(rt.spawn(async move {
+                    let _slow = &slow;
+                }));
+                expected += 1;
+                for _ in 0..99 {
                     drop(rt.spawn(drops.wrap(async {})));
                     expected += 1;
                 }
