@@ -1,13 +1,13 @@
-//! The synchronisation primitives of the park/idle protocol, swapped for loom's under
+//! The synchronisation primitives of the park/idle protocol (and the watchdog's dormancy), swapped for loom's under
 //! `--cfg loom` so that the protocol can be model-checked.
 
 #[cfg(rt_loom)]
-pub(crate) use loom::sync::atomic::{AtomicUsize, fence};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, fence};
 #[cfg(rt_loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
 
 #[cfg(not(rt_loom))]
-pub(crate) use std::sync::atomic::{AtomicUsize, fence};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, fence};
 #[cfg(not(rt_loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 

@@ -23,8 +23,9 @@
 //! When every worker is parked (or, in current-thread mode, nobody is inside `block_on`), the
 //! watchdog marks itself dormant and waits without a timeout (a long one, as a backstop). A
 //! worker that leaves the parked state, or starts driving, wakes it: that is the slow path of
-//! the worker loop (it just came back from sleeping). The dormant flag and the idle state are
-//! both SeqCst, so either the watchdog sees the worker awake or the worker sees the flag.
+//! the worker loop (it just came back from sleeping). Both sides write their own location, fence
+//! (SeqCst), then read the other's: either the watchdog sees the worker awake or the worker sees
+//! the flag (loom-checked below).
 //!
 //! # A stuck worker's queue
 //!
@@ -33,14 +34,14 @@
 //! queue is then stolen instead of waiting behind the blocking poll.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::runtime::Shared;
 use crate::scheduler::Notify;
-use crate::sync::lock_std as lock;
+use crate::sync::{AtomicBool, fence, lock_std as lock};
 use crate::task::TaskId;
 
 /// `current` while worker is polling the main future of `block_on` (low bits: that future's
@@ -106,8 +107,7 @@ impl Watchdog {
     /// it is dormant. One SeqCst load otherwise.
     #[inline]
     pub(crate) fn worker_resumed(&self) {
-        if self.dormant.load(Ordering::SeqCst) {
-            self.dormant.store(false, Ordering::SeqCst);
+        if must_wake(&self.dormant) {
             // Through the lock: the watchdog either has not read the flag yet, or waits.
             drop(lock(&self.stop));
             self.wake.notify_one();
@@ -123,6 +123,33 @@ impl Watchdog {
     fn name_of(&self, id: TaskId) -> Option<Arc<String>> {
         lock(&self.names).get(&id).cloned()
     }
+}
+
+/// The watchdog's half of the dormancy handshake: flag first, then look again, and stay
+/// dormant only if there is still nothing to watch. `nothing_to_watch` reads the idle state
+/// with SeqCst.
+fn go_dormant(dormant: &AtomicBool, nothing_to_watch: impl Fn() -> bool) -> bool {
+    dormant.store(true, Ordering::SeqCst);
+    // Pairs with the fence of `must_wake`: store, fence, load on both sides (the form loom can
+    // check; it models SeqCst loads and stores as acquire/release only).
+    fence(Ordering::SeqCst);
+    if nothing_to_watch() {
+        return true;
+    }
+    dormant.store(false, Ordering::SeqCst);
+    false
+}
+
+/// A worker's half, after it left the parked state (a SeqCst read-modify-write of the idle
+/// state, by itself or by whoever woke it): whether it must wake the watchdog.
+#[inline]
+fn must_wake(dormant: &AtomicBool) -> bool {
+    fence(Ordering::SeqCst);
+    if dormant.load(Ordering::SeqCst) {
+        dormant.store(false, Ordering::SeqCst);
+        return true;
+    }
+    false
 }
 
 /// What the watchdog last saw of one worker.
@@ -202,11 +229,7 @@ fn run(shared: &Shared) {
             }
         }
         if !busy && shared.nothing_to_watch() {
-            // Dormant first, then look again: a worker that resumes after our look sees the flag.
-            dog.dormant.store(true, Ordering::SeqCst);
-            if !shared.nothing_to_watch() {
-                dog.dormant.store(false, Ordering::SeqCst);
-            }
+            go_dormant(&dog.dormant, || shared.nothing_to_watch());
         }
         stop = lock(&dog.stop);
     }
@@ -310,5 +333,54 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(all(test, rt_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::idle::Idle;
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool as Flag;
+
+    /// A worker leaves the parked state (by itself, or woken by a notifier) while the watchdog
+    /// decides to go dormant: either the watchdog sees it awake, or it sees the watchdog dormant
+    /// and wakes it. Never a dormant watchdog beside a running worker that did not wake it.
+    fn round(notified: bool) {
+        loom::model(move || {
+            let idle = Arc::new(Idle::new(1));
+            let dormant = Arc::new(AtomicBool::new(false));
+            idle.transition_to_parked(0, false);
+            let woke = Arc::new(Flag::new(false));
+            let worker = {
+                let (idle, dormant, woke) = (idle.clone(), dormant.clone(), woke.clone());
+                loom::thread::spawn(move || {
+                    if notified {
+                        // The notifier's claim (its RMW), then the unpark, then the worker.
+                        assert_eq!(idle.worker_to_notify(), Some(0));
+                    }
+                    idle.transition_from_parked(0);
+                    if must_wake(&dormant) {
+                        woke.store(true, Ordering::SeqCst);
+                    }
+                })
+            };
+            let slept = go_dormant(&dormant, || idle.all_parked());
+            worker.join().unwrap();
+            assert!(
+                !slept || woke.load(Ordering::SeqCst),
+                "the watchdog sleeps while a worker runs, and nobody woke it"
+            );
+        });
+    }
+
+    #[test]
+    fn loom_dormancy_resuming_worker() {
+        round(false);
+    }
+
+    #[test]
+    fn loom_dormancy_notified_worker() {
+        round(true);
     }
 }
