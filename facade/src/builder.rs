@@ -270,9 +270,8 @@ impl Builder {
     /// an idle worker to take over what waits behind the stuck one.
     ///
     /// The workers only publish which task they poll (two plain stores per poll); a watchdog
-    /// thread samples that every quarter of the threshold, and sleeps while the runtime is idle.
-    /// A report is never a false alarm; polls shorter than 1.25 times the threshold may go
-    /// unreported.
+    /// thread samples that every half threshold, and sleeps while the runtime is idle. A report
+    /// is never a false alarm; polls shorter than 1.5 times the threshold may go unreported.
     ///
     /// The watchdog is a thread: in a program that has no other thread (a current-thread
     /// runtime and nothing else), it turns off glibc's single-thread shortcut in `malloc`, which

@@ -50,7 +50,7 @@ impl Counters {
     }
 
     /// Worker `index`'s poll count and what it is polling (for the watchdog). Relaxed: the
-    /// watchdog only compares samples taken a quarter of its threshold apart.
+    /// watchdog only compares samples taken half its threshold apart.
     pub(crate) fn running(&self, index: usize) -> (u64, u64) {
         let slot = &self.workers[index];
         (slot.polls.load(Relaxed), slot.current.load(Relaxed))
