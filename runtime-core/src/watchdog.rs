@@ -14,7 +14,7 @@
 //! # Naming the stuck task
 //!
 //! The watchdog never dereferences anything of the stuck worker's: the id it needs is in the
-//! published word, and the names of named tasks are in a map (`Shared::names`) that holds its own
+//! published word, and the names of named tasks are in a map (`Watchdog::names`) that holds its own
 //! reference to each name, filled at spawn and emptied when the task's future is dropped. Unnamed
 //! tasks, the common case, cost nothing there.
 //!
@@ -23,9 +23,9 @@
 //! When every worker has been parked (or, in current-thread mode, nobody has been inside
 //! `block_on`) for eight samples in a row, the watchdog marks itself dormant and waits without a
 //! timeout (a long one, as a backstop). A worker that leaves the parked state, or starts driving,
-//! wakes it: that is the slow path of the worker loop (it just came back from sleeping). Both sides write their own location, fence
-//! (SeqCst), then read the other's: either the watchdog sees the worker awake or the worker sees
-//! the flag (loom-checked below).
+//! wakes it: that is the slow path of the worker loop (it just came back from sleeping). Both
+//! sides write their own location, fence (SeqCst), then read the other's: either the watchdog
+//! sees the worker awake or the worker sees the flag (loom-checked below).
 //!
 //! # A stuck worker's queue
 //!
@@ -74,7 +74,7 @@ const ADVICE: &str = "move blocking calls to spawn_blocking, CPU-heavy work to s
 /// The longest the watchdog sleeps while dormant, should a wake-up ever be missed.
 const DORMANT_BACKSTOP: Duration = Duration::from_secs(1);
 
-/// Consecutive samples with every worker parked before the watchdog goes dormant (two
+/// Consecutive samples with every worker parked before the watchdog goes dormant (four
 /// thresholds' worth).
 const DORMANT_AFTER: u32 = 8;
 
@@ -108,7 +108,7 @@ impl Watchdog {
     }
 
     /// Called by a worker that comes back from parking or starts driving: wakes the watchdog if
-    /// it is dormant. One SeqCst load otherwise.
+    /// it is dormant. A fence and a load otherwise.
     #[inline]
     pub(crate) fn worker_resumed(&self) {
         if must_wake(&self.dormant) {
