@@ -364,6 +364,7 @@ impl Builder {
                 kind: BuildErrorKind::Driver,
                 message: format!("could not create the I/O driver: {e}"),
             })?;
+        let watchdog_thread_name = format!("{name}-watchdog");
         let config = Config {
             worker_threads: workers,
             thread_name: Arc::new(move |i| format!("{name}-{i}")),
@@ -371,6 +372,7 @@ impl Builder {
             driver: Some(Box::new(driver)),
             extension: Some(io.clone()),
             watchdog: self.watchdog,
+            watchdog_thread_name,
         };
         let scheduler = self.scheduler.name().to_string();
         let start = match self.scheduler {

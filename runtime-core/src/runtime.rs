@@ -58,6 +58,8 @@ pub struct Config {
     /// (a `tracing` warning naming the task and the worker, and
     /// [`RuntimeMetrics::slow_polls`]). `None`: no watchdog.
     pub watchdog: Option<Duration>,
+    /// The watchdog thread's name.
+    pub watchdog_thread_name: String,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             driver: None,
             extension: None,
             watchdog: None,
+            watchdog_thread_name: "rt-watchdog".into(),
         }
     }
 }
@@ -548,7 +551,10 @@ impl Runtime {
             watchdog: None,
         };
         if shared.watchdog.is_some() {
-            rt.watchdog = Some(crate::watchdog::start(shared.clone())?);
+            rt.watchdog = Some(crate::watchdog::start(
+                shared.clone(),
+                config.watchdog_thread_name,
+            )?);
         }
         if current_thread {
             *lock(&shared.ct_core) = locals.into_iter().next();

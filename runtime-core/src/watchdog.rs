@@ -167,13 +167,13 @@ struct Seen {
 }
 
 /// Starts the watchdog thread of `shared` (which must have a watchdog).
-pub(crate) fn start(shared: Arc<Shared>) -> std::io::Result<thread::JoinHandle<()>> {
+pub(crate) fn start(shared: Arc<Shared>, name: String) -> std::io::Result<thread::JoinHandle<()>> {
     // Reports go where the runtime's creator sends its traces: a scoped subscriber set around
     // the runtime's construction applies to them too (otherwise the global one, as usual).
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let dispatch = (!dispatch.is::<tracing::subscriber::NoSubscriber>()).then_some(dispatch);
     thread::Builder::new()
-        .name("rt-watchdog".into())
+        .name(name)
         .spawn(move || match dispatch {
             Some(d) => tracing::dispatcher::with_default(&d, || run(&shared)),
             None => run(&shared),
