@@ -339,6 +339,9 @@ impl Builder {
         }
         let name = self.thread_name.unwrap_or_else(|| "rt-worker".into());
         reactor::set_current_hook(crate::driver::current_reactor);
+        reactor::set_lookup_hook(|lookup| {
+            crate::driver::with_current(|io| io.map(|io| io.blocking.spawn(lookup)))
+        });
         let blocking = blocking::PoolConfig {
             name: format!("{name}-blocking"),
             ..self.blocking

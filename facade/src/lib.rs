@@ -65,8 +65,8 @@ pub mod time;
 /// file descriptor. They implement `futures-io`'s `AsyncRead` / `AsyncWrite`.
 pub mod net {
     pub use reactor::{
-        Async, LISTEN_BACKLOG, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener,
-        UnixStream,
+        Async, LISTEN_BACKLOG, TcpListener, TcpStream, ToSocketAddrs, UdpSocket, UnixDatagram,
+        UnixListener, UnixStream, lookup_host,
     };
 }
 

@@ -13,6 +13,7 @@
 mod io;
 mod net;
 mod reactor;
+mod resolve;
 mod sys;
 
 pub use io::{Async, current, set_current_hook};
@@ -20,4 +21,5 @@ pub use net::{
     LISTEN_BACKLOG, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
 pub use reactor::{Poller, Reactor};
+pub use resolve::{Lookup, LookupHook, ToSocketAddrs, lookup_host, set_lookup_hook};
 pub use sys::BACKEND;

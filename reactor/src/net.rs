@@ -1,7 +1,7 @@
 //! Sockets: TCP, UDP and Unix, over [`Async`].
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net as unix;
 use std::path::Path;
@@ -12,21 +12,11 @@ use futures_io::{AsyncRead, AsyncWrite};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
 use crate::Async;
+use crate::resolve::{ToSocketAddrs, resolve};
 
 /// The listen backlog: tokio's figure. std's 128 overflows when a thousand clients connect at
 /// once, and the kernel's SYN retries then cost whole seconds.
 pub const LISTEN_BACKLOG: i32 = 1024;
-
-fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let addrs: Vec<_> = addr.to_socket_addrs()?.collect();
-    if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the address resolved to nothing",
-        ));
-    }
-    Ok(addrs)
-}
 
 /// Tries `f` on each address; the last error if all fail.
 async fn each_addr<T, F: Future<Output = io::Result<T>>>(
@@ -80,7 +70,7 @@ pub struct TcpListener(Async<std::net::TcpListener>);
 impl TcpListener {
     /// Binds to `addr` and listens with a backlog of [`LISTEN_BACKLOG`].
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let l = std::net::TcpListener::bind(addr)?;
+        let l = std::net::TcpListener::bind(&resolve(addr).await?[..])?;
         rustix::net::listen(&l, LISTEN_BACKLOG)?;
         Ok(TcpListener(Async::new(l)?))
     }
@@ -110,7 +100,7 @@ pub struct TcpStream(Async<std::net::TcpStream>);
 impl TcpStream {
     /// Connects to `addr` (each resolved address in turn) without blocking the thread.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        each_addr(resolve(addr)?, |a| async move {
+        each_addr(resolve(addr).await?, |a| async move {
             let family = if a.is_ipv4() {
                 AddressFamily::INET
             } else {
@@ -203,17 +193,21 @@ pub struct UdpSocket(Async<std::net::UdpSocket>);
 impl UdpSocket {
     /// Binds to `addr`.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        Ok(UdpSocket(Async::new(std::net::UdpSocket::bind(addr)?)?))
+        let addrs = resolve(addr).await?;
+        Ok(UdpSocket(Async::new(std::net::UdpSocket::bind(
+            &addrs[..],
+        )?)?))
     }
 
     /// Sets the default peer for `send` and `recv`.
     pub async fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        self.0.get_ref().connect(addr)
+        let addrs = resolve(addr).await?;
+        self.0.get_ref().connect(&addrs[..])
     }
 
     /// Sends a datagram to `addr`.
     pub async fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let addr = resolve(addr)?[0];
+        let addr = resolve(addr).await?[0];
         self.0.write_with(|s| s.send_to(buf, addr)).await
     }
 

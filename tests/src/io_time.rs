@@ -387,3 +387,50 @@ pub fn many_short_sleeps_all_complete(make: Make) {
         }
     });
 }
+
+/// Host names are looked up on the blocking pool, never on an async worker; IP literals are
+/// parsed in place (the pool starts no thread for them); outside a runtime, a lookup says where
+/// to do it.
+pub fn host_names_resolve_on_the_blocking_pool(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = rt(make, workers);
+            rt.block_on(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                let mut c = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let (mut s, _) = listener.accept().await.unwrap();
+                assert_eq!(
+                    facade::Handle::current().blocking_metrics().started,
+                    0,
+                    "an IP literal needs no lookup"
+                );
+
+                let addrs: Vec<_> = facade::net::lookup_host(format!("localhost:{port}"))
+                    .await
+                    .unwrap()
+                    .collect();
+                assert!(!addrs.is_empty());
+                assert!(
+                    addrs
+                        .iter()
+                        .all(|a| a.ip().is_loopback() && a.port() == port)
+                );
+                assert!(
+                    facade::Handle::current().blocking_metrics().started >= 1,
+                    "the lookup ran on the blocking pool"
+                );
+                // A name works wherever an address does (this one may resolve to ::1 first,
+                // where nothing listens: connect tries each address).
+                drop(TcpStream::connect(("localhost", port)).await.unwrap());
+                c.write_all(b"ok").await.unwrap();
+                let mut buf = [0u8; 2];
+                s.read_exact(&mut buf).await.unwrap();
+                assert_eq!(&buf, b"ok");
+            });
+        }
+        let err =
+            futures_lite::future::block_on(facade::net::lookup_host("localhost:80")).unwrap_err();
+        assert!(err.to_string().contains("inside a runtime"), "{err}");
+    });
+}

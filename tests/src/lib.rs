@@ -37,7 +37,7 @@ macro_rules! conformance_suite {
                 timers_fire_in_deadline_order_never_early, cancelled_timers_free_their_slots,
                 timer_fires_while_workers_are_busy, readiness_not_lost_during_a_poll,
                 io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours,
-                many_short_sleeps_all_complete
+                many_short_sleeps_all_complete, host_names_resolve_on_the_blocking_pool
             );
             $crate::conformance_suite!(@blocking_tests
                 spawn_blocking_results_and_panics, blocking_pool_never_exceeds_its_maximum,
