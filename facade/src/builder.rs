@@ -578,6 +578,35 @@ mod tests {
     }
 
     #[test]
+    fn watchdog_settings_are_checked() {
+        let e = env(&[("RUNTIME_WATCHDOG_MS", "soon")]).build().unwrap_err();
+        assert!(
+            e.to_string().contains("RUNTIME_WATCHDOG_MS") && e.to_string().contains("0 to turn"),
+            "{e}"
+        );
+        let e = Builder::new()
+            .watchdog_threshold(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("watchdog_threshold")
+                && e.to_string().contains("1 ms to 1 hour"),
+            "{e}"
+        );
+        assert!(
+            Builder::new()
+                .watchdog_threshold(Duration::from_secs(7200))
+                .build()
+                .is_err()
+        );
+        let b = env(&[("RUNTIME_WATCHDOG_MS", "0")]);
+        assert_eq!(b.watchdog, None);
+        let b = env(&[("RUNTIME_WATCHDOG_MS", " 25 ")]);
+        assert_eq!(b.watchdog, Some(Duration::from_millis(25)));
+        assert_eq!(Builder::new().watchdog, Some(DEFAULT_WATCHDOG_THRESHOLD));
+    }
+
+    #[test]
     fn valid_environment_is_applied() {
         let rt = env(&[
             ("RUNTIME_SCHEDULER", " FIFO "),
