@@ -221,14 +221,8 @@ impl Builder {
 
     /// Most threads of the blocking pool (`spawn_blocking`), from 1 to 100,000 (default 512).
     pub fn max_blocking_threads(mut self, n: usize) -> Builder {
-        if (1..=100_000).contains(&n) {
+        if let Some(n) = self.in_range("max_blocking_threads", n, 1..=100_000, "1 to 100000") {
             self.blocking.max_threads = n;
-        } else {
-            self.fail(BuildError::invalid(
-                "max_blocking_threads",
-                &n.to_string(),
-                "1 to 100000".into(),
-            ));
         }
         self
     }
@@ -236,14 +230,9 @@ impl Builder {
     /// How long an idle blocking-pool thread waits for work before it exits, from 1 ms to one
     /// day (default 10 s).
     pub fn blocking_keep_alive(mut self, keep_alive: Duration) -> Builder {
-        if (Duration::from_millis(1)..=Duration::from_secs(86_400)).contains(&keep_alive) {
-            self.blocking.keep_alive = keep_alive;
-        } else {
-            self.fail(BuildError::invalid(
-                "blocking_keep_alive",
-                &format!("{keep_alive:?}"),
-                "1 ms to 1 day".into(),
-            ));
+        let range = Duration::from_millis(1)..=Duration::from_secs(86_400);
+        if let Some(d) = self.in_range("blocking_keep_alive", keep_alive, range, "1 ms to 1 day") {
+            self.blocking.keep_alive = d;
         }
         self
     }
@@ -251,15 +240,9 @@ impl Builder {
     /// Gives the runtime its own rayon pool with `n` threads (1 to 1024) for `spawn_rayon`;
     /// without it, `spawn_rayon` uses rayon's global pool (one thread per core).
     pub fn rayon_threads(mut self, n: usize) -> Builder {
-        if (1..=1024).contains(&n) {
-            self.rayon_threads = Some(n);
-        } else {
-            self.fail(BuildError::invalid(
-                "rayon_threads",
-                &n.to_string(),
-                "1 to 1024".into(),
-            ));
-        }
+        self.rayon_threads = self
+            .in_range("rayon_threads", n, 1..=1024, "1 to 1024")
+            .or(self.rayon_threads);
         self
     }
 
@@ -302,14 +285,9 @@ impl Builder {
     }
 
     fn watchdog_setting(mut self, setting: &str, threshold: Duration) -> Builder {
-        if (Duration::from_millis(1)..=Duration::from_secs(3600)).contains(&threshold) {
-            self.watchdog = Some(threshold);
-        } else {
-            self.fail(BuildError::invalid(
-                setting,
-                &format!("{threshold:?}"),
-                "1 ms to 1 hour".into(),
-            ));
+        let range = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if let Some(t) = self.in_range(setting, threshold, range, "1 ms to 1 hour") {
+            self.watchdog = Some(t);
         }
         self
     }
@@ -437,6 +415,26 @@ impl Builder {
 
     fn fail(&mut self, e: BuildError) {
         self.error.get_or_insert(e);
+    }
+
+    /// `value` if it lies in `range`; otherwise records the error naming `setting`, the value
+    /// and `valid`, and gives `None`.
+    fn in_range<T: PartialOrd + fmt::Debug>(
+        &mut self,
+        setting: &str,
+        value: T,
+        range: std::ops::RangeInclusive<T>,
+        valid: &str,
+    ) -> Option<T> {
+        if range.contains(&value) {
+            return Some(value);
+        }
+        self.fail(BuildError::invalid(
+            setting,
+            &format!("{value:?}"),
+            valid.into(),
+        ));
+        None
     }
 }
 
