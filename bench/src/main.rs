@@ -35,7 +35,6 @@ const RUNTIMES: &[&str] = &[
     "smol",
     "smol-ct",
     // Variants for measuring design choices; not in the default set.
-    "worksteal-cq",
     "worksteal-nolifo",
     "worksteal-nowd",
     "fifo-ct-nowd",
@@ -107,15 +106,6 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
         ),
         "priority" => measure(
             || ours(Builder::new().priority_scheduler(), THREADS),
-            workload,
-            samples,
-        ),
-        "worksteal-cq" => measure(
-            || {
-                let c =
-                    facade::WorkStealingConfig::default().with_queue(facade::QueueKind::Concurrent);
-                ours(Builder::new().work_stealing_with(c), THREADS)
-            },
             workload,
             samples,
         ),

@@ -204,7 +204,7 @@ impl Pool {
     {
         let inner = self.inner.clone();
         let (runnable, handle) =
-            runtime_core::spawn_unowned(async move { f() }, move |job| inner.schedule(job), None);
+            runtime_core::pool_task(async move { f() }, move |job| inner.schedule(job), None);
         runnable.schedule();
         handle
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime_core::{Config, Scheduler};
+use runtime_core::{Config, Extensions, Scheduler};
 use sched_priority::{PriorityConfig, PriorityScheduler};
 use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
@@ -20,7 +20,7 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 pub const DEFAULT_WATCHDOG_THRESHOLD: Duration = Duration::from_millis(10);
 
 /// Starts a core runtime with the chosen policy.
-type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + Send>;
+pub(crate) type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + Send>;
 
 /// Builds a [`Runtime`]: pick the scheduler, the number of workers, thread names.
 ///
@@ -167,27 +167,25 @@ impl Builder {
         self
     }
 
-    /// Schedules with the policy named `name`, one of [`SCHEDULERS`].
+    /// Schedules with the policy named `name`: one of [`SCHEDULERS`], or a name registered
+    /// with [`register_scheduler`](crate::scheduler::register_scheduler).
     pub fn scheduler_name(self, name: &str) -> Builder {
         self.scheduler_setting("scheduler", name)
     }
 
-    /// Schedules with your own policy.
+    /// Schedules with your own policy ([`facade::scheduler`](crate::scheduler) has the
+    /// plug-in API). [`Runtime::scheduler`] then reports the policy's
+    /// [`name`](Scheduler::name).
     ///
     /// ```
-    /// # use runtime_core::{Runnable, ScheduleInfo, Scheduler};
-    /// # #[derive(Default)] struct Mine(std::sync::Mutex<Vec<Runnable>>);
-    /// # impl Scheduler for Mine {
-    /// #     type Local = ();
-    /// #     fn schedule(&self, t: Runnable, _: ScheduleInfo, _: Option<&mut ()>) { self.0.lock().unwrap().insert(0, t) }
-    /// #     fn next(&self, _: usize, _: &mut ()) -> Option<Runnable> { self.0.lock().unwrap().pop() }
-    /// # }
-    /// let rt = facade::Builder::new().custom(Mine::default()).build()?;
-    /// assert_eq!(rt.scheduler(), "custom");
+    /// use facade::scheduler::{BasicFifo, Scheduler};
+    /// let rt = facade::Builder::new().custom(BasicFifo::default()).build()?;
+    /// assert_eq!(rt.scheduler(), BasicFifo::default().name());
     /// # Ok::<(), facade::BuildError>(())
     /// ```
     pub fn custom<S: Scheduler>(mut self, scheduler: S) -> Builder {
-        self.scheduler = Choice::Custom(start_with(scheduler));
+        let name = scheduler.name().to_owned();
+        self.scheduler = Choice::Custom(start_with(scheduler), name);
         self
     }
 
@@ -316,10 +314,6 @@ impl Builder {
             ));
         }
         let name = self.thread_name.unwrap_or_else(|| "rt-worker".into());
-        reactor::set_current_hook(crate::driver::current_reactor);
-        reactor::set_lookup_hook(|lookup| {
-            crate::driver::with_current(|io| io.map(|io| io.blocking.spawn(lookup)))
-        });
         let blocking = blocking::PoolConfig {
             name: format!("{name}-blocking"),
             ..self.blocking
@@ -346,16 +340,23 @@ impl Builder {
                 message: format!("could not create the I/O driver: {e}"),
             })?;
         let watchdog_thread_name = format!("{name}-watchdog");
+        // How the reactor, the resolver and the facade's own resources find this runtime's
+        // state: typed values in the runtime, no process-global hook.
+        let mut extensions = Extensions::default();
+        extensions.insert(io.reactor.clone());
+        let pool = io.blocking.clone();
+        extensions.insert(reactor::Resolver::new(move |lookup| pool.spawn(lookup)));
+        extensions.insert(io.clone());
         let config = Config {
             worker_threads: workers,
             thread_name: Arc::new(move |i| format!("{name}-{i}")),
             thread_stack_size: self.thread_stack_size,
             driver: Some(Box::new(driver)),
-            extension: Some(io.clone()),
+            extensions,
             watchdog: self.watchdog,
             watchdog_thread_name,
         };
-        let scheduler = self.scheduler.name().to_string();
+        let scheduler = self.scheduler.name().to_owned();
         let start = match self.scheduler {
             Choice::Fifo => start_with(sched_fifo::Fifo::new()),
             Choice::WorkStealing(mut c) => {
@@ -374,7 +375,7 @@ impl Builder {
                     ));
                 }
             },
-            Choice::Custom(start) => start,
+            Choice::Custom(start, _) => start,
         };
         let inner = start(config).map_err(|e| BuildError {
             kind: BuildErrorKind::ThreadSpawn,
@@ -385,18 +386,34 @@ impl Builder {
     }
 
     fn scheduler_setting(mut self, setting: &str, name: &str) -> Builder {
-        match name.trim().to_ascii_lowercase().as_str() {
+        let key = crate::scheduler::normalize(name);
+        match key.as_str() {
             "fifo" => self.fifo(),
             "worksteal" | "work-stealing" | "work_stealing" => self.work_stealing(),
             "priority" => self.priority_scheduler(),
-            _ => {
-                self.fail(BuildError::invalid(
-                    setting,
-                    name,
-                    format!("one of: {}", SCHEDULERS.join(", ")),
-                ));
-                self
-            }
+            _ => match crate::scheduler::registered(&key) {
+                Some(start) => {
+                    self.scheduler = Choice::Custom(start, key);
+                    self
+                }
+                None => {
+                    let registered = crate::scheduler::registered_schedulers();
+                    let registered = if registered.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        registered.join(", ")
+                    };
+                    self.fail(BuildError::invalid(
+                        setting,
+                        name,
+                        format!(
+                            "a built-in scheduler ({}) or a registered one ({registered})",
+                            SCHEDULERS.join(", ")
+                        ),
+                    ));
+                    self
+                }
+            },
         }
     }
 
@@ -443,21 +460,22 @@ enum Choice {
     Fifo,
     WorkStealing(WorkStealingConfig),
     Priority(PriorityConfig),
-    Custom(Start),
+    /// A policy of the user's: how to start it, and its name.
+    Custom(Start, String),
 }
 
 impl Choice {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         match self {
             Choice::Fifo => "fifo",
             Choice::WorkStealing(_) => "worksteal",
             Choice::Priority(_) => "priority",
-            Choice::Custom(_) => "custom",
+            Choice::Custom(_, name) => name,
         }
     }
 }
 
-fn start_with<S: Scheduler>(scheduler: S) -> Start {
+pub(crate) fn start_with<S: Scheduler>(scheduler: S) -> Start {
     Box::new(move |config| runtime_core::Runtime::new(scheduler, config))
 }
 
@@ -491,7 +509,7 @@ pub struct BuildError {
 }
 
 impl BuildError {
-    fn invalid(setting: &str, value: &str, valid: String) -> BuildError {
+    pub(crate) fn invalid(setting: &str, value: &str, valid: String) -> BuildError {
         BuildError {
             kind: BuildErrorKind::InvalidSetting,
             message: format!("invalid {setting} = {value:?}: expected {valid}"),

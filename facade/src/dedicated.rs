@@ -29,8 +29,7 @@ where
     T: Send + 'static,
 {
     // The task completes in its one poll, on the new thread: nothing ever schedules it again.
-    let (runnable, handle) =
-        runtime_core::spawn_unowned(async move { f() }, drop, Some(name.into()));
+    let (runnable, handle) = runtime_core::pool_task(async move { f() }, drop, Some(name.into()));
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     std::thread::Builder::new()
         .name(format!("{name}-{n}"))
@@ -89,7 +88,7 @@ where
 {
     let pool = crate::driver::with_current(|io| io.and_then(|io| io.rayon.clone()));
     // The task completes in its one poll, on a rayon thread: nothing ever schedules it again.
-    let (runnable, handle) = runtime_core::spawn_unowned(async move { f() }, drop, None);
+    let (runnable, handle) = runtime_core::pool_task(async move { f() }, drop, None);
     match pool {
         Some(pool) => pool.spawn(move || {
             runnable.run();

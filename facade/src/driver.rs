@@ -18,7 +18,8 @@ use runtime_core::{Driver, Unpark};
 
 use crate::time::Timers;
 
-/// Extra state the facade attaches to each runtime: how resources find their driver.
+/// State the facade attaches to each runtime (as an `Arc<IoTime>` extension, beside the
+/// reactor's own `Arc<Reactor>` and `Resolver`): how resources find their driver.
 pub(crate) struct IoTime {
     pub(crate) reactor: Arc<reactor::Reactor>,
     pub(crate) timers: Arc<Timers>,
@@ -31,13 +32,8 @@ pub(crate) struct IoTime {
 /// Calls `f` with the current thread's runtime's driver state, if any (no reference counting).
 pub(crate) fn with_current<R>(f: impl FnOnce(Option<&IoTime>) -> R) -> R {
     runtime_core::context::with_current(|h| {
-        f(h.and_then(|h| h.extension())
-            .and_then(|e| e.downcast_ref::<IoTime>()))
+        f(h.and_then(|h| h.extension::<Arc<IoTime>>()).map(|io| &**io))
     })
-}
-
-pub(crate) fn current_reactor() -> Option<Arc<reactor::Reactor>> {
-    with_current(|io| io.map(|io| io.reactor.clone()))
 }
 
 pub(crate) struct RtDriver {

@@ -51,13 +51,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Writing a scheduler: implement [`runtime_core::Scheduler`] and pass it to
-//! [`Builder::custom`].
+//! Writing a scheduler: implement [`scheduler::Scheduler`] and pass it to [`Builder::custom`],
+//! or register it by name with [`scheduler::register_scheduler`].
 
 mod builder;
 mod dedicated;
 mod driver;
 mod runtime;
+pub mod scheduler;
 pub mod task;
 pub mod time;
 
@@ -84,7 +85,7 @@ pub use runtime_core::{
     yield_now,
 };
 pub use sched_priority::{Accounting, Band, PriorityConfig};
-pub use sched_worksteal::{QueueKind, WorkStealingConfig};
+pub use sched_worksteal::WorkStealingConfig;
 
 /// Spawns a task on the current runtime.
 ///

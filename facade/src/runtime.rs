@@ -193,8 +193,7 @@ impl Handle {
     {
         let io = self
             .inner
-            .extension()
-            .and_then(|e| e.downcast_ref::<IoTime>())
+            .extension::<Arc<IoTime>>()
             .expect("every facade runtime has a driver");
         io.blocking.spawn(f)
     }
@@ -202,8 +201,7 @@ impl Handle {
     /// What the blocking pool is doing now (threads, idle, queued, spawn failures).
     pub fn blocking_metrics(&self) -> blocking::PoolMetrics {
         self.inner
-            .extension()
-            .and_then(|e| e.downcast_ref::<IoTime>())
+            .extension::<Arc<IoTime>>()
             .map(|io| io.blocking.metrics())
             .unwrap_or_default()
     }

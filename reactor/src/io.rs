@@ -4,31 +4,26 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::reactor::{Direction, Reactor, Source, shut_down};
 
-static CURRENT: OnceLock<fn() -> Option<Arc<Reactor>>> = OnceLock::new();
-
-/// Tells the reactor crate how to find the reactor of the current thread's runtime (the facade
-/// calls this once). I/O objects created with [`Async::new`] use it.
-pub fn set_current_hook(hook: fn() -> Option<Arc<Reactor>>) {
-    let _ = CURRENT.set(hook);
-}
-
-/// The reactor of the current thread's runtime.
+/// The reactor of the current thread's runtime: the `Arc<Reactor>` in that runtime's
+/// [`Extensions`](runtime_core::Extensions), which whoever builds the runtime (the facade)
+/// inserts. I/O objects created with [`Async::new`] use it.
 pub fn current() -> io::Result<Arc<Reactor>> {
-    CURRENT.get().and_then(|f| f()).ok_or_else(|| {
-        io::Error::other(
-            "there is no runtime with I/O on this thread: create sockets inside a runtime \
+    runtime_core::context::with_current(|h| h.and_then(|h| h.extension::<Arc<Reactor>>().cloned()))
+        .ok_or_else(|| {
+            io::Error::other(
+                "there is no runtime with I/O on this thread: create sockets inside a runtime \
              (in a task, inside Runtime::block_on, or while a Runtime::enter() guard is alive), \
              or pass a reactor to Async::with_reactor",
-        )
-    })
+            )
+        })
 }
 
 /// Never blocked yet: readiness is assumed until an operation says otherwise.

@@ -16,10 +16,10 @@ mod reactor;
 mod resolve;
 mod sys;
 
-pub use io::{Async, current, set_current_hook};
+pub use io::{Async, current};
 pub use net::{
     LISTEN_BACKLOG, TcpListener, TcpStream, UdpSocket, UnixDatagram, UnixListener, UnixStream,
 };
 pub use reactor::{Poller, Reactor};
-pub use resolve::{Lookup, LookupHook, ToSocketAddrs, lookup_host, set_lookup_hook};
+pub use resolve::{Lookup, Resolver, ToSocketAddrs, lookup_host};
 pub use sys::BACKEND;

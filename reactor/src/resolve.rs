@@ -1,26 +1,34 @@
 //! Address resolution that does not block a worker: IP literals are parsed on the spot, host
-//! names are looked up on the runtime's blocking pool (through a hook that the layer above
-//! installs), as tokio does.
+//! names are looked up where the current runtime's [`Resolver`] sends them (the facade: its
+//! blocking pool), as tokio does.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::sync::OnceLock;
 
 use runtime_core::JoinHandle;
 
 /// A host-name lookup to run where blocking is allowed.
 pub type Lookup = Box<dyn FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static>;
 
-/// Runs a [`Lookup`] off the async workers; `None` when the calling thread has no runtime to
-/// run it on (the lookup then runs in place).
-pub type LookupHook = fn(Lookup) -> Option<JoinHandle<io::Result<Vec<SocketAddr>>>>;
+/// Where a runtime runs host-name lookups, off its async workers: a value in the runtime's
+/// [`Extensions`](runtime_core::Extensions), inserted by whoever builds the runtime (the facade
+/// sends lookups to its blocking pool).
+pub struct Resolver(Box<dyn Fn(Lookup) -> JoinHandle<io::Result<Vec<SocketAddr>>> + Send + Sync>);
 
-static LOOKUP: OnceLock<LookupHook> = OnceLock::new();
+impl Resolver {
+    /// A resolver that hands each lookup to `run` (which must not run it on the calling
+    /// thread, an async worker) and awaits the handle it returns.
+    pub fn new(
+        run: impl Fn(Lookup) -> JoinHandle<io::Result<Vec<SocketAddr>>> + Send + Sync + 'static,
+    ) -> Resolver {
+        Resolver(Box::new(run))
+    }
+}
 
-/// Tells the reactor crate where host-name lookups run (the facade sends them to the blocking
-/// pool). Without a hook they run in place, blocking the caller.
-pub fn set_lookup_hook(hook: LookupHook) {
-    let _ = LOOKUP.set(hook);
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Resolver")
+    }
 }
 
 mod sealed {
@@ -121,13 +129,12 @@ pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAd
         Addrs::Ready(a) => a,
         Addrs::Lookup(host, port) => {
             let job: Lookup = Box::new(move || lookup_now(&host, port));
-            match LOOKUP.get() {
-                Some(hook) => match hook(job) {
-                    Some(handle) => handle.await.map_err(io::Error::other)??,
-                    None => return Err(no_runtime()),
-                },
-                None => job()?,
-            }
+            let handle = runtime_core::context::with_current(|h| {
+                let h = h.ok_or_else(no_runtime)?;
+                let resolver = h.extension::<Resolver>().ok_or_else(no_resolver)?;
+                Ok::<_, io::Error>((resolver.0)(job))
+            })?;
+            handle.await.map_err(io::Error::other)??
         }
     };
     if addrs.is_empty() {
@@ -137,6 +144,13 @@ pub(crate) async fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAd
         ));
     }
     Ok(addrs)
+}
+
+fn no_resolver() -> io::Error {
+    io::Error::other(
+        "this runtime has no resolver for host names: build it with the facade's Builder, or \
+         insert a reactor::Resolver into its Config::extensions; or connect to an IP address",
+    )
 }
 
 fn no_runtime() -> io::Error {
@@ -149,12 +163,15 @@ fn no_runtime() -> io::Error {
 /// Looks up the addresses of `host` (`"host:port"`, `("host", port)` or any address that
 /// [`ToSocketAddrs`] takes) without blocking the async workers, as `tokio::net::lookup_host`.
 ///
+/// IP literals need no runtime; a host name needs one (inside a facade runtime,
+/// `facade::net::lookup_host` sends it to the blocking pool):
+///
 /// ```
-/// // (Here without a runtime's hook, so the lookup runs in place; `facade::net::lookup_host`
-/// // inside a runtime sends it to the blocking pool.)
-/// let addrs: Vec<_> =
-///     futures_lite::future::block_on(reactor::lookup_host("localhost:80"))?.collect();
-/// assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+/// use futures_lite::future::block_on;
+/// let addrs: Vec<_> = block_on(reactor::lookup_host("127.0.0.1:80"))?.collect();
+/// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// let err = block_on(reactor::lookup_host("localhost:80")).unwrap_err();
+/// assert!(err.to_string().contains("inside a runtime"), "{err}");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub async fn lookup_host(host: impl ToSocketAddrs) -> io::Result<std::vec::IntoIter<SocketAddr>> {

@@ -1,7 +1,6 @@
 //! The reactor on its own, driven by a plain thread (no runtime). CI runs these for both
 //! backends: `cargo test -p reactor` and `cargo test -p reactor --features polling`.
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,23 +14,18 @@ use reactor::{
     UnixStream,
 };
 
-thread_local! {
-    static CURRENT: RefCell<Option<Arc<Reactor>>> = const { RefCell::new(None) };
-}
-
-fn hook() -> Option<Arc<Reactor>> {
-    CURRENT.with(|c| c.borrow().clone())
-}
-
-/// A reactor driven by its own thread; installed as the current one on the test thread.
+/// A reactor driven by its own thread, found (as in a real runtime) in the extensions of a
+/// core runtime that is entered on the test thread.
 struct Driver {
+    // Dropped first: leaves the runtime before it goes.
+    _enter: runtime_core::EnterGuard,
+    _runtime: runtime_core::Runtime,
     reactor: Arc<Reactor>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 fn driver() -> Driver {
-    reactor::set_current_hook(hook);
     let mut poller = Poller::new().unwrap();
     let reactor = poller.reactor().clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -41,8 +35,20 @@ fn driver() -> Driver {
             poller.poll(Some(Duration::from_millis(20))).unwrap();
         }
     });
-    CURRENT.with(|c| *c.borrow_mut() = Some(reactor.clone()));
+    let mut extensions = runtime_core::Extensions::default();
+    extensions.insert(reactor.clone());
+    let runtime = runtime_core::Runtime::new(
+        runtime_core::BasicFifo::default(),
+        runtime_core::Config {
+            worker_threads: 0,
+            extensions,
+            ..runtime_core::Config::default()
+        },
+    )
+    .unwrap();
     Driver {
+        _enter: runtime.enter(),
+        _runtime: runtime,
         reactor,
         stop,
         thread: Some(thread),
@@ -54,7 +60,6 @@ impl Drop for Driver {
         self.stop.store(true, Ordering::SeqCst);
         self.reactor.wake();
         self.thread.take().unwrap().join().unwrap();
-        CURRENT.with(|c| *c.borrow_mut() = None);
     }
 }
 
@@ -227,7 +232,6 @@ fn dropping_an_async_deregisters_it() {
 /// Sources without an I/O object fail with a message that says what to do.
 #[test]
 fn no_reactor_is_a_clear_error() {
-    reactor::set_current_hook(hook);
     let err = Async::new(std::os::unix::net::UnixStream::pair().unwrap().0).unwrap_err();
     assert!(err.to_string().contains("inside a runtime"), "{err}");
 }

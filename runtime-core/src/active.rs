@@ -25,7 +25,7 @@ use slab::Slab;
 
 use std::num::NonZeroU64;
 
-use crate::sync::lock_std as lock;
+use crate::sync::lock_unpoisoned as lock;
 use crate::task::TaskId;
 
 /// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that

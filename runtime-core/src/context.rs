@@ -4,7 +4,8 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use crate::runtime::{Handle, Shared};
+use crate::handle::Handle;
+use crate::shared::Shared;
 
 thread_local! {
     static CONTEXT: Context = const {

@@ -101,7 +101,7 @@ pub struct RuntimeMetrics {
     pub workers: Vec<WorkerMetrics>,
     /// The scheduling policy's own counters, summed over the workers (for instance
     /// work-stealing's `steals`).
-    pub scheduler: Vec<(&'static str, u64)>,
+    pub scheduler: Vec<(String, u64)>,
 }
 
 impl RuntimeMetrics {
@@ -129,5 +129,5 @@ pub struct WorkerMetrics {
     /// Polls on this worker that the watchdog reported.
     pub slow_polls: u64,
     /// The scheduling policy's own counters for this worker.
-    pub scheduler: Vec<(&'static str, u64)>,
+    pub scheduler: Vec<(String, u64)>,
 }

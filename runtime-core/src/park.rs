@@ -201,7 +201,13 @@ impl Parking {
         }
     }
 
-    /// Whether the driver's earliest timer is due at `now` (for workers that time their polls).
+    /// Whether the driver publishes its next timer deadline (see [`TimerHint`]).
+    #[inline]
+    pub(crate) fn has_timer_hint(&self) -> bool {
+        self.hint.is_some()
+    }
+
+    /// Whether the driver's earliest timer is due at `now`.
     #[inline]
     pub(crate) fn timer_due(&self, now: Instant) -> bool {
         self.hint.as_ref().is_some_and(|h| h.is_due(now))

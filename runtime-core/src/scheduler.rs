@@ -1,10 +1,9 @@
-//! The scheduling-policy contract.
-//!
-//! Core owns the tasks, the worker threads and parking; a [`Scheduler`] only stores runnable
-//! tasks and decides which one a worker runs next. Core calls the scheduler, never the other way
-//! round for running futures.
+//! The scheduling-policy contract, version 2. The [crate docs](crate#the-scheduler-contract)
+//! describe it as a whole; each item here documents its own part.
 
-use crate::task::Runnable;
+use std::time::Duration;
+
+use crate::task::{Priority, Runnable, TaskMeta};
 
 /// Why a task is being handed to [`Scheduler::schedule`].
 #[non_exhaustive]
@@ -24,7 +23,7 @@ pub enum ScheduleReason {
 /// What core tells a scheduler about a [`schedule`](Scheduler::schedule) call.
 ///
 /// Marked `#[non_exhaustive]` so that the runtime can add information without breaking
-/// schedulers written outside this workspace.
+/// schedulers written outside this workspace; [`ScheduleInfo::new`] builds one for unit tests.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScheduleInfo {
@@ -43,10 +42,12 @@ impl ScheduleInfo {
     }
 }
 
-/// After a task has been scheduled: should core wake an idle worker to run it?
+/// The answer of [`Scheduler::schedule`]: should core wake an idle worker to run the task?
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notify {
-    /// Wake nobody: a worker that is awake will find the task.
+    /// Wake nobody: a worker that is awake will find the task (for instance the calling worker,
+    /// which put the task in its own queue).
     None,
     /// Wake one idle worker, unless one is already awake and searching for work.
     Any,
@@ -54,47 +55,84 @@ pub enum Notify {
     Worker(usize),
 }
 
+/// The optional operations a policy takes part in, read once when the runtime starts (as a
+/// sched_ext policy fills in only the ops it needs). Everything is off by default and costs
+/// nothing while off.
+///
+/// ```
+/// use runtime_core::Hooks;
+/// let hooks = Hooks::NONE.account_polls().task_ended();
+/// assert!(hooks.accounts_polls() && hooks.wants_task_ended());
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Hooks {
+    account: bool,
+    task_ended: bool,
+}
+
+impl Hooks {
+    /// No optional operation.
+    pub const NONE: Hooks = Hooks {
+        account: false,
+        task_ended: false,
+    };
+
+    /// Time every poll and report it through [`Scheduler::account`] (two clock reads per poll).
+    pub const fn account_polls(mut self) -> Hooks {
+        self.account = true;
+        self
+    }
+
+    /// Call [`Scheduler::task_ended`] when a task's future is gone.
+    pub const fn task_ended(mut self) -> Hooks {
+        self.task_ended = true;
+        self
+    }
+
+    /// Whether [`account`](Scheduler::account) is called.
+    pub const fn accounts_polls(self) -> bool {
+        self.account
+    }
+
+    /// Whether [`task_ended`](Scheduler::task_ended) is called.
+    pub const fn wants_task_ended(self) -> bool {
+        self.task_ended
+    }
+}
+
+/// Receives a policy's counters from [`Scheduler::metrics`], one call per counter, with no
+/// allocation on the policy's side.
+pub trait MetricsVisitor {
+    /// One counter: its name (any string: a band's own name, say) and its value.
+    fn counter(&mut self, name: &str, value: u64);
+}
+
+impl<F: FnMut(&str, u64)> MetricsVisitor for F {
+    fn counter(&mut self, name: &str, value: u64) {
+        self(name, value)
+    }
+}
+
 /// A scheduling policy: where a runnable task goes and which one runs next.
 ///
-/// Core guarantees:
-/// - `init` is called once, before any other method, with the number of workers
-///   (`1` in current-thread mode).
-/// - `new_local(i)` is called once per worker, before worker `i` calls `next`. Worker `i`'s
-///   [`Local`](Scheduler::Local) value is only ever touched by the thread that is worker `i` at
-///   that moment (in current-thread mode the thread inside `block_on`).
-/// - `schedule` may be called from any thread, concurrently with everything else. When it runs
-///   on worker `i`'s thread, it gets worker `i`'s local state (unless that state is already
-///   borrowed further up the stack, in which case it gets `None`).
-/// - `next` is called only by worker `i`, with its own local state.
-///
-/// A scheduler must meet these invariants (the conformance suite in `tests/` checks them):
-/// 1. **No lost task.** Once `schedule` has returned, a later `next` on some worker returns the
-///    task (unless the runtime shuts down). Core takes care of waking a worker: after each
-///    `schedule` it asks [`notify`](Scheduler::notify) and wakes the worker named there, and an
-///    idle worker always calls `next` once more after announcing that it will sleep. So a task
-///    may only be hidden in a place that the worker named by `notify` (or, for
-///    [`Notify::Any`], every worker) looks at in `next`.
-/// 2. **At most once.** A task given to `schedule` comes back out of `next` or `drain` once.
-/// 3. **No starvation.** A task that stays queued is eventually returned by `next` while the
-///    workers keep calling it.
-/// 4. **Drain.** At shutdown, `drain` hands back every task still queued.
-///
-/// # A complete scheduler
-///
-/// A single shared FIFO queue needs only `schedule` and `next`:
+/// What core guarantees and what a policy must meet are listed in the
+/// [crate docs](crate#the-scheduler-contract). A complete policy is two methods:
 ///
 /// ```
 /// use std::collections::VecDeque;
 /// use std::sync::Mutex;
-/// use runtime_core::{Runnable, ScheduleInfo, Scheduler};
+/// use runtime_core::{Notify, Runnable, ScheduleInfo, Scheduler};
 ///
 /// #[derive(Default)]
 /// struct Simple(Mutex<VecDeque<Runnable>>);
 ///
 /// impl Scheduler for Simple {
 ///     type Local = ();
-///     fn schedule(&self, task: Runnable, _: ScheduleInfo, _: Option<&mut ()>) {
+///     fn new_local(&self, _worker: usize) {}
+///     fn schedule(&self, task: Runnable, _: ScheduleInfo, _: Option<&mut ()>) -> Notify {
 ///         self.0.lock().unwrap().push_back(task);
+///         Notify::Any
 ///     }
 ///     fn next(&self, _worker: usize, _: &mut ()) -> Option<Runnable> {
 ///         self.0.lock().unwrap().pop_front()
@@ -102,75 +140,84 @@ pub enum Notify {
 /// }
 /// ```
 pub trait Scheduler: Send + Sync + 'static {
-    /// Per-worker state, such as a local run queue. Use `()` when the policy has none.
-    type Local: Default + Send + 'static;
+    /// Per-worker state, such as a local run queue: made by [`new_local`](Self::new_local),
+    /// held by core, lent to the policy on that worker's thread. Use `()` when the policy has
+    /// none.
+    type Local: Send + 'static;
 
-    /// Called once, before anything else, with the number of workers.
+    /// A name for reports (the ERROR of a caught fault, `tracing` events). The default is the
+    /// type's name.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
+
+    /// Called once, before anything else, with the number of workers (`1` in current-thread
+    /// mode).
     fn init(&mut self, workers: usize) {
         let _ = workers;
     }
 
-    /// Creates worker `worker`'s local state. The default is `Local::default()`.
-    fn new_local(&self, worker: usize) -> Self::Local {
-        let _ = worker;
-        Self::Local::default()
+    /// Creates worker `worker`'s state; called once per worker, after `init`, before that worker
+    /// calls anything else. The only constructor of [`Local`](Self::Local).
+    fn new_local(&self, worker: usize) -> Self::Local;
+
+    /// Which optional operations this policy takes part in (read once, after `init`).
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE
     }
 
-    /// A task became runnable: store it. `local` is the calling worker's state when the call
-    /// is made on one of this runtime's workers.
-    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Self::Local>);
+    /// A task became runnable: store it, and say whom core should wake for it. `local` is the
+    /// calling worker's state when the call is made on one of this runtime's workers (and that
+    /// state is not already borrowed further up the stack).
+    ///
+    /// [`Notify::Any`] is always correct; [`Notify::None`] only when a worker that is awake is
+    /// certain to look where the task went (see invariant 1 in the crate docs).
+    fn schedule(
+        &self,
+        task: Runnable,
+        info: ScheduleInfo,
+        local: Option<&mut Self::Local>,
+    ) -> Notify;
 
     /// The task worker `worker` should run now, or `None` if there is nothing for it (core then
-    /// parks the worker).
+    /// parks the worker, after asking once more).
     fn next(&self, worker: usize, local: &mut Self::Local) -> Option<Runnable>;
 
-    /// After `schedule(.., info, local)` has returned: which idle worker, if any, core should
-    /// wake. `local` is the same worker state that `schedule` got, so a policy can remember
-    /// there what it just did. The default wakes one idle worker unless another worker is
-    /// already searching for work.
-    fn notify(&self, info: &ScheduleInfo, local: Option<&mut Self::Local>) -> Notify {
-        let _ = (info, local);
-        Notify::Any
-    }
-
-    /// Whether core should time each poll and report it through [`account`](Self::account).
-    /// Off by default: it costs two clock reads per poll. When on, workers also use the
-    /// timestamps to notice a due timer between any two polls, not only every 61 polls.
-    const TIMES_POLLS: bool = false;
-
-    /// With [`TIMES_POLLS`](Self::TIMES_POLLS): worker `worker` just polled a task of
-    /// `priority` (its priority when the poll started) for `elapsed`.
+    /// With [`Hooks::account_polls`]: worker `worker` just polled a task of `priority` (its
+    /// priority when the poll started) for `elapsed`.
     fn account(
         &self,
         worker: usize,
         local: &mut Self::Local,
-        priority: crate::Priority,
-        elapsed: std::time::Duration,
+        priority: Priority,
+        elapsed: Duration,
     ) {
         let _ = (worker, local, priority, elapsed);
     }
 
-    /// The policy's own counters (steals, queue overflows, …), summed over the workers when
-    /// `worker` is `None`, else for that worker. Core adds them to
-    /// [`RuntimeMetrics`](crate::RuntimeMetrics). The default has none.
-    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
-        let _ = worker;
-        Vec::new()
+    /// With [`Hooks::task_ended`]: `task`'s future is gone (it completed, was cancelled, or was
+    /// dropped at shutdown). Called once per task, on any thread; the last moment to release
+    /// per-task state kept under [`TaskMeta::policy_slot`].
+    fn task_ended(&self, task: &TaskMeta) {
+        let _ = task;
     }
 
-    /// Hands back one queued task at shutdown, until it returns `None`.
+    /// Reports the policy's own counters (steals, polls per band, …) to `out`: summed over the
+    /// workers when `worker` is `None`, else for that worker. The default has none.
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
+        let _ = (worker, out);
+    }
+
+    /// Hands back one task still queued, at shutdown, until it returns `None`.
     ///
-    /// Core calls it first from each exiting worker with that worker's state
-    /// (`Some((index, local))`), then, once every worker has exited, with `None` from whichever
-    /// thread finishes the shutdown; and with `None` again from any thread that schedules a task
-    /// while the runtime is closing. The default returns `next(index, local)`, and for `None`
-    /// calls `next(0, &mut Local::default())`: right for a policy whose queues all live in
-    /// `self`. A policy that keeps tasks in its local state, or whose `next` must only run on the
-    /// worker's own thread, overrides it.
-    fn drain(&self, local: Option<(usize, &mut Self::Local)>) -> Option<Runnable> {
-        match local {
-            Some((index, local)) => self.next(index, local),
-            None => self.next(0, &mut Self::Local::default()),
-        }
+    /// Core calls it with worker `worker`'s state once that worker has stopped (on its own
+    /// thread as it exits, or, for a worker that is not running, on the thread that shuts the
+    /// runtime down or that scheduled a task while it was closing). It must return the tasks in
+    /// `local` and those in state shared by all workers; a task that was never returned is
+    /// dropped with the policy, and its future with it. The default is
+    /// `next(worker, local)`: right for any policy whose `next` looks at every queue a task
+    /// can be in.
+    fn drain(&self, worker: usize, local: &mut Self::Local) -> Option<Runnable> {
+        self.next(worker, local)
     }
 }

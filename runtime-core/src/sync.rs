@@ -18,8 +18,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Locks a plain `std` mutex (those outside the loom model), ignoring poisoning for the same
-/// reason.
-pub(crate) fn lock_std<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a `std` mutex, ignoring poisoning: for data that stays consistent across a panic in a
+/// critical section (each user says why at the lock it guards). The one helper of the
+/// workspace's crates for this.
+pub fn lock_unpoisoned<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

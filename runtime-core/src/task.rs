@@ -8,12 +8,12 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use crate::active::ActiveKey;
-use crate::runtime::Shared;
+use crate::shared::Shared;
 
 /// A runnable task, as a scheduler stores it. Running it ([`async_task::Runnable::run`]) polls
 /// the task's future once; core does that, a scheduler only queues it.
@@ -80,6 +80,9 @@ pub struct TaskMeta {
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
+    /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]). It sits in what
+    /// would otherwise be padding: a task is no larger for it.
+    policy_slot: AtomicU32,
     /// The runtime that spawned the task, and the task's entry in its registry (`None` for
     /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
     /// function so that the schedule function is zero-sized: async-task then skips the guard
@@ -105,6 +108,7 @@ impl TaskMeta {
             name,
             priority: AtomicU8::new(priority.0),
             aborted: AtomicBool::new(false),
+            policy_slot: AtomicU32::new(0),
             owner,
         }
     }
@@ -127,6 +131,22 @@ impl TaskMeta {
     /// Changes the priority; a scheduler sees it the next time the task is scheduled.
     pub fn set_priority(&self, priority: Priority) {
         self.priority.store(priority.0, Ordering::Relaxed);
+    }
+
+    /// A word of per-task state that belongs to the scheduling policy: 0 when the task is
+    /// spawned, never read or written by core. A policy keeps a small value here (a counter, a
+    /// flag, a home worker) or an index into a table of its own, released in
+    /// [`Scheduler::task_ended`](crate::Scheduler::task_ended). It costs nothing: it occupies
+    /// what would be padding.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// let meta = runtime_core::TaskMeta::default();
+    /// meta.policy_slot().store(7, Ordering::Relaxed);
+    /// assert_eq!(meta.policy_slot().load(Ordering::Relaxed), 7);
+    /// ```
+    pub fn policy_slot(&self) -> &AtomicU32 {
+        &self.policy_slot
     }
 }
 
@@ -450,7 +470,7 @@ impl<F> TaskFuture<'_, F> {
                 key: Some(key),
             }) = &self.meta.owner
             {
-                shared.task_done(*key, self.meta.id, self.meta.name.is_some(), completed);
+                shared.task_done(*key, self.meta, completed);
             }
         }
     }

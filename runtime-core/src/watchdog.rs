@@ -39,9 +39,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::runtime::Shared;
 use crate::scheduler::Notify;
-use crate::sync::{AtomicBool, fence, lock_std as lock};
+use crate::shared::Shared;
+use crate::sync::{AtomicBool, fence, lock_unpoisoned as lock};
 use crate::task::TaskId;
 
 /// `current` while worker is polling the main future of `block_on` (low bits: that future's
@@ -50,17 +50,17 @@ pub(crate) const MAIN_POLL: u64 = 1 << 63;
 
 /// Publishes what a worker polls for as long as it lives (it clears the word on drop, even when
 /// a poll unwinds).
-pub(crate) struct Polling<'a>(&'a AtomicU64);
+pub(crate) struct PollMark<'a>(&'a AtomicU64);
 
-impl<'a> Polling<'a> {
+impl<'a> PollMark<'a> {
     #[inline]
-    pub(crate) fn start(current: &'a AtomicU64, what: u64) -> Polling<'a> {
+    pub(crate) fn start(current: &'a AtomicU64, what: u64) -> PollMark<'a> {
         current.store(what, Ordering::Relaxed);
-        Polling(current)
+        PollMark(current)
     }
 }
 
-impl Drop for Polling<'_> {
+impl Drop for PollMark<'_> {
     #[inline]
     fn drop(&mut self) {
         self.0.store(0, Ordering::Relaxed);
@@ -294,23 +294,8 @@ fn released(worker: usize, seen: &Seen, now: Instant) {
 
 #[cfg(all(test, not(rt_loom)))]
 mod tests {
-    use std::collections::VecDeque;
-
     use super::*;
-    use crate::{Config, Runnable, Runtime, ScheduleInfo, Scheduler};
-
-    #[derive(Default)]
-    struct Fifo(Mutex<VecDeque<Runnable>>);
-
-    impl Scheduler for Fifo {
-        type Local = ();
-        fn schedule(&self, task: Runnable, _: ScheduleInfo, _: Option<&mut ()>) {
-            self.0.lock().unwrap().push_back(task);
-        }
-        fn next(&self, _: usize, _: &mut ()) -> Option<Runnable> {
-            self.0.lock().unwrap().pop_front()
-        }
-    }
+    use crate::{BasicFifo as Fifo, Config, Runtime};
 
     /// An idle runtime's watchdog sleeps instead of sampling, and a worker that comes back to
     /// work wakes it in time to report a blocking poll.

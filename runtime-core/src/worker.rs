@@ -5,19 +5,32 @@
 //! that spawning is generic only over the future, and a runtime built from an environment
 //! variable or a user's own policy has the same type as any other. The worker loop itself is
 //! monomorphised per scheduler: `next` is a direct call.
+//!
+//! Each worker's state lives in a [`WorkerState`] box that core keeps (`Shared::states`): the
+//! worker's thread takes it while it runs and puts it back when it stops, so that the state
+//! can still be drained after the worker is gone.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::context::{self, WorkerRef};
-use crate::runtime::Shared;
-use crate::scheduler::{Notify, ScheduleInfo, ScheduleReason, Scheduler};
-use crate::task::Runnable;
-use crate::watchdog::{MAIN_POLL, Polling};
+use crate::scheduler::{MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};
+use crate::shared::Shared;
+use crate::task::{Runnable, TaskMeta};
+use crate::watchdog::{MAIN_POLL, PollMark};
 
 /// How many task polls a busy worker makes between two non-blocking driver polls.
 pub(crate) const DRIVER_INTERVAL: u32 = 61;
+
+/// How many task polls a busy worker makes between two looks at the clock for a due timer
+/// (every poll when the policy times its polls anyway).
+const TIMER_CHECK_INTERVAL: u32 = 8;
+
+/// One worker's policy state, type-erased: a `RefCell<S::Local>` for the runtime's scheduler
+/// `S`. Boxed, so that its address (which `WorkerRef::local` holds) does not move.
+pub(crate) type WorkerState = Box<dyn Any + Send>;
 
 /// The main future of `block_on` in current-thread mode, polled by worker 0 between tasks.
 pub(crate) trait MainTask {
@@ -37,20 +50,20 @@ pub(crate) trait DynScheduler: Send + Sync + 'static {
         reason: ScheduleReason,
         here: Option<WorkerRef>,
     ) -> Notify;
-    fn new_local_boxed(&self, index: usize) -> Box<dyn Any + Send>;
+    fn new_state(&self, index: usize) -> WorkerState;
     /// Runs worker `index` until the runtime closes or `main` completes.
     fn run_worker(
         &self,
         shared: &Arc<Shared>,
         index: usize,
-        local: &mut (dyn Any + Send),
+        state: &WorkerState,
         main: Option<&mut dyn MainTask>,
     );
-    /// Drops every task queued in `local`.
-    fn drain_local(&self, index: usize, local: &mut (dyn Any + Send));
-    /// Drops every task queued outside the workers' local state.
-    fn drain_global(&self);
-    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)>;
+    /// Drops every task that `drain` hands back with worker `index`'s state.
+    fn drain_state(&self, index: usize, state: &WorkerState);
+    fn task_ended(&self, task: &TaskMeta);
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor);
+    fn name(&self) -> &str;
 }
 
 impl<S: Scheduler> DynScheduler for S {
@@ -66,80 +79,68 @@ impl<S: Scheduler> DynScheduler for S {
             drop(task);
             return Notify::None;
         }
-        match here {
-            Some(w) => {
-                let info = ScheduleInfo::new(reason, Some(w.index));
-                // `here` is this thread's `WorkerRef` for this very runtime (the caller checked
-                // the `shared` address; a runtime has one scheduler type `S`), so `w.local` points
-                // to the worker loop's `RefCell<S::Local>`, valid while the `WorkerRef` is
-                // installed: the whole time we are on this thread inside that loop.
-                // SAFETY: per the above, a valid `RefCell<S::Local>` that outlives this call.
-                let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
-                match cell.try_borrow_mut() {
-                    Ok(mut local) => {
-                        self.schedule(task, info, Some(&mut local));
-                        self.notify(&info, Some(&mut local))
-                    }
-                    Err(_) => {
-                        self.schedule(task, info, None);
-                        self.notify(&info, None)
-                    }
-                }
-            }
-            None => {
-                let info = ScheduleInfo::new(reason, None);
-                self.schedule(task, info, None);
-                self.notify(&info, None)
-            }
+        let Some(w) = here else {
+            return self.schedule(task, ScheduleInfo::new(reason, None), None);
+        };
+        let info = ScheduleInfo::new(reason, Some(w.index));
+        // `here` is this thread's `WorkerRef` for this very runtime (the caller checked the
+        // `shared` address; a runtime has one scheduler type `S`), so `w.local` points to the
+        // `RefCell<S::Local>` of the worker loop running on this thread, valid while the
+        // `WorkerRef` is installed: the whole time we are on this thread inside that loop.
+        // SAFETY: per the above, a valid `RefCell<S::Local>` that outlives this call.
+        let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
+        match cell.try_borrow_mut() {
+            Ok(mut local) => self.schedule(task, info, Some(&mut local)),
+            Err(_) => self.schedule(task, info, None),
         }
     }
 
-    fn new_local_boxed(&self, index: usize) -> Box<dyn Any + Send> {
-        Box::new(self.new_local(index))
+    fn new_state(&self, index: usize) -> WorkerState {
+        Box::new(RefCell::new(self.new_local(index)))
     }
 
     fn run_worker(
         &self,
         shared: &Arc<Shared>,
         index: usize,
-        local: &mut (dyn Any + Send),
+        state: &WorkerState,
         main: Option<&mut dyn MainTask>,
     ) {
-        let local = local
-            .downcast_mut::<S::Local>()
-            .expect("worker state of another scheduler type");
-        run(self, shared, index, local, main);
+        run(self, shared, index, cell_of::<S>(state), main);
     }
 
-    fn drain_local(&self, index: usize, local: &mut (dyn Any + Send)) {
-        if let Some(local) = local.downcast_mut::<S::Local>() {
-            while let Some(task) = self.drain(Some((index, local))) {
-                drop(task);
+    fn drain_state(&self, index: usize, state: &WorkerState) {
+        let cell = cell_of::<S>(state);
+        loop {
+            // The borrow ends before the task is dropped: its future's destructor may wake
+            // other tasks, which reach `schedule_task` (and, the runtime being closed, are
+            // dropped there without touching the state).
+            let task = self.drain(index, &mut cell.borrow_mut());
+            match task {
+                Some(task) => drop(task),
+                None => break,
             }
         }
     }
 
-    fn drain_global(&self) {
-        while let Some(task) = self.drain(None) {
-            drop(task);
-        }
+    fn task_ended(&self, task: &TaskMeta) {
+        Scheduler::task_ended(self, task);
     }
 
-    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
-        Scheduler::metrics(self, worker)
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
+        Scheduler::metrics(self, worker, out);
+    }
+
+    fn name(&self) -> &str {
+        Scheduler::name(self)
     }
 }
 
-/// Puts the local state back where it came from when the loop ends, even by a panic.
-struct PutBack<'a, L: Default> {
-    cell: &'a RefCell<L>,
-    slot: &'a mut L,
-}
-
-impl<L: Default> Drop for PutBack<'_, L> {
-    fn drop(&mut self) {
-        *self.slot = std::mem::take(&mut *self.cell.borrow_mut());
-    }
+/// The `RefCell<S::Local>` inside a worker state made by `new_state`.
+fn cell_of<S: Scheduler>(state: &WorkerState) -> &RefCell<S::Local> {
+    state
+        .downcast_ref::<RefCell<S::Local>>()
+        .expect("a runtime's worker states are made by its own scheduler")
 }
 
 /// The worker loop. See `idle.rs` for the sleep/wake protocol it follows.
@@ -147,19 +148,15 @@ fn run<S: Scheduler>(
     sched: &S,
     shared: &Arc<Shared>,
     index: usize,
-    local: &mut S::Local,
+    cell: &RefCell<S::Local>,
     mut main: Option<&mut dyn MainTask>,
 ) {
-    let cell = RefCell::new(std::mem::take(local));
-    let _put_back = PutBack {
-        cell: &cell,
-        slot: local,
-    };
     let _worker = context::set_worker(WorkerRef {
         shared: Arc::as_ptr(shared),
         index,
-        local: &cell as *const RefCell<S::Local> as *const (),
+        local: cell as *const RefCell<S::Local> as *const (),
     });
+    let accounts = shared.hooks.accounts_polls();
     let idle = &shared.idle;
     shared.worker_resumed();
     let current = &shared.counters.workers[index].current;
@@ -174,18 +171,15 @@ fn run<S: Scheduler>(
             if m.take_woken() {
                 // Watched like a task (watchdog.rs); successive polls publish different words.
                 main_polls = main_polls.wrapping_add(1);
-                let polling = Polling::start(current, MAIN_POLL | main_polls);
+                let mark = PollMark::start(current, MAIN_POLL | main_polls);
                 let done = m.poll();
-                drop(polling);
+                drop(mark);
                 if done {
                     break;
                 }
             }
         }
-        let task = {
-            let mut l = cell.borrow_mut();
-            sched.next(index, &mut l)
-        };
+        let task = sched.next(index, &mut cell.borrow_mut());
         match task {
             Some(task) => {
                 if registered {
@@ -199,22 +193,29 @@ fn run<S: Scheduler>(
                         shared.notify(Notify::Any);
                     }
                 }
-                if S::TIMES_POLLS {
+                tick = tick.wrapping_add(1);
+                let now = if accounts {
                     let priority = task.metadata().priority();
-                    let start = std::time::Instant::now();
+                    let start = Instant::now();
                     shared.run_task(index, task);
-                    let now = std::time::Instant::now();
+                    let now = Instant::now();
                     sched.account(index, &mut cell.borrow_mut(), priority, now - start);
-                    // Having the time anyway: a due timer is noticed after this very poll.
+                    Some(now)
+                } else {
+                    shared.run_task(index, task);
+                    None
+                };
+                // Core's own due-timer check, for every policy: with the time if the poll was
+                // timed, else a clock read every few polls; and the driver every 61 polls.
+                if tick % DRIVER_INTERVAL == 0 {
+                    shared.parking.poll_driver();
+                } else if let Some(now) = now.or_else(|| {
+                    (tick % TIMER_CHECK_INTERVAL == 0 && shared.parking.has_timer_hint())
+                        .then(Instant::now)
+                }) {
                     if shared.parking.timer_due(now) {
                         shared.parking.poll_driver();
                     }
-                } else {
-                    shared.run_task(index, task);
-                }
-                tick = tick.wrapping_add(1);
-                if tick % DRIVER_INTERVAL == 0 {
-                    shared.parking.poll_driver();
                 }
             }
             None if !registered => {

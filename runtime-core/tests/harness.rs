@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use runtime_core::{
-    Config, Handle, Priority, Runnable, Runtime, ScheduleInfo, ScheduleReason, Scheduler,
+    Config, Handle, Notify, Priority, Runnable, Runtime, ScheduleInfo, ScheduleReason, Scheduler,
     SpawnOptions,
 };
 
@@ -24,13 +24,26 @@ struct LocalFirst {
 
 impl Scheduler for LocalFirst {
     type Local = VecDeque<Runnable>;
-    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Self::Local>) {
+    fn new_local(&self, _: usize) -> Self::Local {
+        VecDeque::new()
+    }
+    fn schedule(
+        &self,
+        task: Runnable,
+        info: ScheduleInfo,
+        local: Option<&mut Self::Local>,
+    ) -> Notify {
         match local {
             Some(l) if info.reason != ScheduleReason::Yield => {
                 self.local_pushes.fetch_add(1, Ordering::Relaxed);
-                l.push_back(task)
+                l.push_back(task);
+                // The calling worker is awake and looks at its own queue first.
+                Notify::None
             }
-            _ => self.global.lock().unwrap().push_back(task),
+            _ => {
+                self.global.lock().unwrap().push_back(task);
+                Notify::Any
+            }
         }
     }
     fn next(&self, _: usize, local: &mut Self::Local) -> Option<Runnable> {

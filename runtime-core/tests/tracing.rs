@@ -1,28 +1,14 @@
 //! The runtime's tracing output: a TRACE span per task poll with the task's id and name, and
 //! DEBUG events for spawn and completion.
 
-use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use runtime_core::{Config, Handle, Runnable, Runtime, ScheduleInfo, Scheduler, SpawnOptions};
+use runtime_core::{BasicFifo as Fifo, Config, Handle, Runtime, SpawnOptions};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
-
-#[derive(Default)]
-struct Fifo(Mutex<VecDeque<Runnable>>);
-
-impl Scheduler for Fifo {
-    type Local = ();
-    fn schedule(&self, task: Runnable, _: ScheduleInfo, _: Option<&mut ()>) {
-        self.0.lock().unwrap().push_back(task);
-    }
-    fn next(&self, _: usize, _: &mut ()) -> Option<Runnable> {
-        self.0.lock().unwrap().pop_front()
-    }
-}
 
 /// The fields of a span or event, as `(name, value)`.
 type FieldList = Vec<(String, String)>;

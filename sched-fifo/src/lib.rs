@@ -46,7 +46,7 @@
 use std::collections::VecDeque;
 
 use concurrent_queue::ConcurrentQueue;
-use runtime_core::{Runnable, ScheduleInfo, Scheduler};
+use runtime_core::{Notify, Runnable, ScheduleInfo, Scheduler};
 
 /// One shared first-in, first-out queue. See the [crate docs](crate) for the ordering guarantee.
 #[derive(Debug)]
@@ -95,18 +95,36 @@ impl Scheduler for Fifo {
     /// The single worker's private deque (unused with several workers).
     type Local = VecDeque<Runnable>;
 
+    fn name(&self) -> &str {
+        "fifo"
+    }
+
     fn init(&mut self, workers: usize) {
         self.single = workers == 1;
     }
 
+    fn new_local(&self, _worker: usize) -> Self::Local {
+        VecDeque::new()
+    }
+
     #[inline]
-    fn schedule(&self, task: Runnable, _info: ScheduleInfo, local: Option<&mut Self::Local>) {
+    fn schedule(
+        &self,
+        task: Runnable,
+        _info: ScheduleInfo,
+        local: Option<&mut Self::Local>,
+    ) -> Notify {
         match local {
             Some(local) if self.single => {
+                // The only worker is the caller: awake, and it looks here next.
                 self.take_inbox(local);
                 local.push_back(task);
+                Notify::None
             }
-            _ => self.push_shared(task),
+            _ => {
+                self.push_shared(task);
+                Notify::Any
+            }
         }
     }
 
@@ -120,11 +138,8 @@ impl Scheduler for Fifo {
         }
     }
 
-    fn drain(&self, local: Option<(usize, &mut Self::Local)>) -> Option<Runnable> {
-        match local {
-            Some((_, local)) => local.pop_front().or_else(|| self.queue.pop().ok()),
-            None => self.queue.pop().ok(),
-        }
+    fn drain(&self, _worker: usize, local: &mut Self::Local) -> Option<Runnable> {
+        local.pop_front().or_else(|| self.queue.pop().ok())
     }
 }
 
@@ -151,8 +166,14 @@ mod tests {
         let mut tasks = tasks.into_iter();
         let on_worker = ScheduleInfo::new(ScheduleReason::Wake, Some(0));
         let foreign = ScheduleInfo::new(ScheduleReason::Wake, None);
-        f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local));
-        f.schedule(tasks.next().unwrap(), foreign, None);
+        assert_eq!(
+            f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local)),
+            Notify::None
+        );
+        assert_eq!(
+            f.schedule(tasks.next().unwrap(), foreign, None),
+            Notify::Any
+        );
         f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local));
         f.schedule(tasks.next().unwrap(), foreign, None);
         let out: Vec<_> = std::iter::from_fn(|| f.next(0, &mut local))

@@ -23,8 +23,7 @@
 //! queue. Strict priority would give the same latency but starve the low bands; here an urgent
 //! band that floods the runtime is held to its share.
 //!
-//! Poll times come from core (`TIMES_POLLS`): two clock reads per poll, which also let workers
-//! notice a due timer between any two polls.
+//! Poll times come from core ([`Hooks::account_polls`]): two clock reads per poll.
 //!
 //! A task's priority can change while it runs or waits (`JoinHandle::set_priority`, or from
 //! inside the task); the change applies at its next scheduling. A queued task stays in the
@@ -36,10 +35,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use runtime_core::{Priority, Runnable, ScheduleInfo, Scheduler};
-
-/// At most this many bands (their counters have static names).
-pub const MAX_BANDS: usize = 8;
+use runtime_core::{Hooks, MetricsVisitor, Notify, Priority, Runnable, ScheduleInfo, Scheduler};
 
 /// One band: tasks whose priority is at least `min_priority` (and below the previous band's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,15 +111,12 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl PriorityConfig {
-    /// Checks the bands: at least one and at most [`MAX_BANDS`], shares at least 1, thresholds
-    /// strictly decreasing and the last one 0 (so every priority has a band).
+    /// Checks the bands: at least one, shares at least 1, thresholds strictly decreasing and
+    /// the last one 0 (so every priority has a band; hence at most 256 bands).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
         if self.bands.is_empty() {
             return err("no bands: at least one band is needed".into());
-        }
-        if self.bands.len() > MAX_BANDS {
-            return err(format!("{} bands: at most {MAX_BANDS}", self.bands.len()));
         }
         for (i, b) in self.bands.iter().enumerate() {
             if b.share == 0 {
@@ -259,9 +252,19 @@ impl PriorityScheduler {
 impl Scheduler for PriorityScheduler {
     type Local = Local;
 
-    const TIMES_POLLS: bool = true;
+    fn name(&self) -> &str {
+        "priority"
+    }
 
-    fn schedule(&self, task: Runnable, _info: ScheduleInfo, _local: Option<&mut Local>) {
+    fn new_local(&self, _worker: usize) -> Local {
+        Local::default()
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::NONE.account_polls()
+    }
+
+    fn schedule(&self, task: Runnable, _info: ScheduleInfo, _local: Option<&mut Local>) -> Notify {
         let band = self.band_of(task.metadata().priority());
         let mut state = self.state();
         let floor = state.min_vruntime;
@@ -274,6 +277,8 @@ impl Scheduler for PriorityScheduler {
         }
         b.queue.push_back(task);
         self.queued.fetch_add(1, Ordering::Release);
+        // Every band is shared by every worker: any idle one can take it.
+        Notify::Any
     }
 
     fn next(&self, _worker: usize, local: &mut Local) -> Option<Runnable> {
@@ -313,24 +318,17 @@ impl Scheduler for PriorityScheduler {
         local.pending = Some((self.band_of[usize::from(priority.0)], cost));
     }
 
-    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
-        const NAMES: [&str; MAX_BANDS] = [
-            "band0_polls",
-            "band1_polls",
-            "band2_polls",
-            "band3_polls",
-            "band4_polls",
-            "band5_polls",
-            "band6_polls",
-            "band7_polls",
-        ];
+    /// Polls per band, each under `<band name>_polls` (for instance `critical_polls`).
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
         if worker.is_some() {
-            return Vec::new();
+            return;
         }
-        self.counters
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (NAMES[i], c.polls.load(Ordering::Relaxed)))
-            .collect()
+        let mut name = String::new();
+        for (band, c) in self.config.bands.iter().zip(&self.counters) {
+            name.clear();
+            name.push_str(&band.name);
+            name.push_str("_polls");
+            out.counter(&name, c.polls.load(Ordering::Relaxed));
+        }
     }
 }

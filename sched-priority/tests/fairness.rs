@@ -121,7 +121,7 @@ fn background_completes_while_urgent_never_idles() {
         assert!(
             polls
                 .iter()
-                .any(|(k, v)| *k == "band4_polls" && *v >= 50 * 21),
+                .any(|(k, v)| *k == "background_polls" && *v >= 50 * 21),
             "{polls:?}"
         );
     });

@@ -31,17 +31,15 @@
 mod lifo;
 mod queue;
 
-use std::sync::Mutex;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use concurrent_queue::ConcurrentQueue;
-use runtime_core::{Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
+use runtime_core::{MetricsVisitor, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
 
 use lifo::LifoSlot;
 use queue::{LocalQueue, Stealer};
-
-pub use queue::QueueKind;
 
 /// Most consecutive polls a worker takes from its LIFO slot before it runs its queue.
 pub const MAX_LIFO_POLLS: u32 = 3;
@@ -56,20 +54,12 @@ pub struct WorkStealingConfig {
     pub local_queue_capacity: usize,
     /// A worker looks at the global queue first every this many ticks (default 61).
     pub global_queue_interval: u32,
-    /// The structure behind the local queues (default: `crossbeam-deque`).
-    pub queue: QueueKind,
 }
 
 impl WorkStealingConfig {
     /// These settings with the LIFO slot on or off.
     pub fn with_lifo_slot(mut self, enabled: bool) -> Self {
         self.lifo_slot = enabled;
-        self
-    }
-
-    /// These settings with another local queue structure.
-    pub fn with_queue(mut self, queue: QueueKind) -> Self {
-        self.queue = queue;
         self
     }
 
@@ -86,7 +76,6 @@ impl Default for WorkStealingConfig {
             lifo_slot: true,
             local_queue_capacity: 256,
             global_queue_interval: 61,
-            queue: QueueKind::Deque,
         }
     }
 }
@@ -111,7 +100,9 @@ fn bump(c: &AtomicU64, by: u64) {
 
 /// What other workers can reach of worker `i`.
 struct WorkerShared {
-    stealer: Stealer,
+    /// Set once, by `new_local(i)`, which creates the queue; until then there is nothing to
+    /// steal.
+    stealer: OnceLock<Stealer>,
     lifo: LifoSlot,
     counters: Counters,
 }
@@ -120,8 +111,6 @@ struct WorkerShared {
 pub struct WorkStealing {
     config: WorkStealingConfig,
     workers: Box<[WorkerShared]>,
-    /// Local queues made by `init`, handed to `new_local`.
-    unclaimed: Mutex<Vec<Option<LocalQueue>>>,
     global: ConcurrentQueue<Runnable>,
     global_pushes: AtomicU64,
     stealing: AtomicUsize,
@@ -156,7 +145,6 @@ impl WorkStealing {
         WorkStealing {
             config,
             workers: Box::new([]),
-            unclaimed: Mutex::new(Vec::new()),
             global: ConcurrentQueue::unbounded(),
             global_pushes: AtomicU64::new(0),
             stealing: AtomicUsize::new(0),
@@ -172,7 +160,7 @@ impl WorkStealing {
 
     /// Pushes at the back of worker `l`'s queue; when it is full, moves half of it to the
     /// global queue first.
-    fn push_local(&self, l: &LocalState, task: Runnable) {
+    fn push_local(&self, l: &Local, task: Runnable) {
         let cap = self.config.local_queue_capacity;
         let c = &self.workers[l.index].counters;
         bump(&c.local_pushes, 1);
@@ -191,7 +179,7 @@ impl WorkStealing {
     }
 
     /// Takes a task from the global queue, and a fair share more into the local queue.
-    fn pop_global(&self, l: &LocalState) -> Option<Runnable> {
+    fn pop_global(&self, l: &Local) -> Option<Runnable> {
         let first = self.global.pop().ok()?;
         let share = (self.global.len() / self.workers.len())
             .min(self.config.local_queue_capacity / 2)
@@ -203,7 +191,7 @@ impl WorkStealing {
         Some(first)
     }
 
-    fn steal(&self, l: &mut LocalState) -> Option<Runnable> {
+    fn steal(&self, l: &mut Local) -> Option<Runnable> {
         let n = self.workers.len();
         if n < 2 {
             return None;
@@ -218,21 +206,20 @@ impl WorkStealing {
         found
     }
 
-    fn steal_pass(&self, l: &mut LocalState) -> Option<Runnable> {
+    fn steal_pass(&self, l: &mut Local) -> Option<Runnable> {
         let n = self.workers.len();
         let start = l.random() as usize % n;
         let c = &self.workers[l.index].counters;
-        let cap = self.config.local_queue_capacity;
         for k in 0..n {
             let v = (start + k) % n;
-            if v == l.index || self.workers[v].stealer.is_empty() {
+            let Some(victim) = self.workers[v].stealer.get() else {
+                continue;
+            };
+            if v == l.index || victim.is_empty() {
                 continue;
             }
             let before = l.queue.len();
-            if let Some(t) = self.workers[v]
-                .stealer
-                .steal_into(&l.queue, cap, |t| self.push_global(t))
-            {
+            if let Some(t) = victim.steal_into(&l.queue) {
                 bump(&c.steals, 1);
                 bump(
                     &c.stolen_tasks,
@@ -259,8 +246,8 @@ impl WorkStealing {
     }
 }
 
-/// A worker's own state.
-struct LocalState {
+/// Worker state of [`WorkStealing`]: its queue and the bookkeeping of its picks.
+pub struct Local {
     index: usize,
     queue: LocalQueue,
     tick: u32,
@@ -271,14 +258,12 @@ struct LocalState {
     window_ticks: u32,
     lifo_polls: u32,
     rng: u32,
-    /// Whether the last `schedule` on this worker put a task where others should look.
-    notify: bool,
 }
 
 /// About this much polling between two looks at the global queue.
 const GLOBAL_QUEUE_PERIOD: Duration = Duration::from_micros(200);
 
-impl LocalState {
+impl Local {
     /// Recomputes the global-queue interval from the time the last window of ticks took.
     fn adapt_interval(&mut self, max: u32) {
         self.window_ticks += self.global_interval;
@@ -304,50 +289,40 @@ impl LocalState {
     }
 }
 
-/// Worker state of [`WorkStealing`]; `None` until core hands the worker its queue.
-#[derive(Default)]
-pub struct Local(Option<LocalState>);
-
 impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(l) => write!(f, "Local(worker {}, {} queued)", l.index, l.queue.len()),
-            None => f.write_str("Local(unassigned)"),
-        }
+        write!(
+            f,
+            "Local(worker {}, {} queued)",
+            self.index,
+            self.queue.len()
+        )
     }
 }
 
 impl Scheduler for WorkStealing {
     type Local = Local;
 
+    fn name(&self) -> &str {
+        "worksteal"
+    }
+
     fn init(&mut self, workers: usize) {
-        let (queues, shared): (Vec<_>, Vec<_>) = (0..workers)
-            .map(|_| {
-                let (q, stealer) =
-                    LocalQueue::new(self.config.queue, self.config.local_queue_capacity);
-                (
-                    Some(q),
-                    WorkerShared {
-                        stealer,
-                        lifo: LifoSlot::new(),
-                        counters: Counters::default(),
-                    },
-                )
+        self.workers = (0..workers)
+            .map(|_| WorkerShared {
+                stealer: OnceLock::new(),
+                lifo: LifoSlot::new(),
+                counters: Counters::default(),
             })
-            .unzip();
-        self.workers = shared.into_boxed_slice();
-        *self.unclaimed.get_mut().unwrap_or_else(|e| e.into_inner()) = queues;
+            .collect();
     }
 
     fn new_local(&self, worker: usize) -> Local {
-        let queue = self
-            .unclaimed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(worker)
-            .and_then(Option::take)
-            .expect("core creates each worker's state once, after init");
-        Local(Some(LocalState {
+        let (queue, stealer) = LocalQueue::new();
+        if self.workers[worker].stealer.set(stealer).is_err() {
+            panic!("core creates worker {worker}'s state once");
+        }
+        Local {
             index: worker,
             queue,
             tick: 0,
@@ -356,49 +331,44 @@ impl Scheduler for WorkStealing {
             window_ticks: 0,
             lifo_polls: 0,
             rng: 0x9E37_79B9 ^ (worker as u32).wrapping_mul(0x85EB_CA6B) | 1,
-            notify: true,
-        }))
+        }
     }
 
     #[inline]
-    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Local>) {
-        let Some(l) = local.and_then(|l| l.0.as_mut()) else {
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Local>) -> Notify {
+        let Some(l) = local else {
             self.push_global(task);
-            return;
+            return Notify::Any;
         };
         let slot = &self.workers[l.index].lifo;
         if self.config.lifo_slot && info.reason == ScheduleReason::Spawn && !slot.is_empty() {
             // A spawn fills an empty slot but does not displace its task: a loop of spawns
             // would otherwise move every task through the slot on its way to the queue.
             self.push_local(l, task);
-            l.notify = true;
+            Notify::Any
         } else if self.config.lifo_slot && info.reason != ScheduleReason::Yield {
             match slot.put(task) {
                 Some(prev) => {
                     self.push_local(l, prev);
-                    l.notify = true;
+                    Notify::Any
                 }
-                None => l.notify = false,
+                // Only the slot was filled: this worker runs the task next.
+                None => Notify::None,
             }
         } else {
             self.push_local(l, task);
             // A yield wakes nobody (as tokio's deferred yields): this worker is awake and will
             // come back to the task; a worker woken for it would only steal it back and forth.
-            l.notify = info.reason != ScheduleReason::Yield;
+            if info.reason == ScheduleReason::Yield {
+                Notify::None
+            } else {
+                Notify::Any
+            }
         }
     }
 
     #[inline]
-    fn notify(&self, _info: &ScheduleInfo, local: Option<&mut Local>) -> Notify {
-        match local.and_then(|l| l.0.as_ref()) {
-            Some(l) if !l.notify => Notify::None,
-            _ => Notify::Any,
-        }
-    }
-
-    #[inline]
-    fn next(&self, _worker: usize, local: &mut Local) -> Option<Runnable> {
-        let l = local.0.as_mut()?;
+    fn next(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
         let me = &self.workers[l.index];
         // The LIFO slot first (at most MAX_LIFO_POLLS in a row): its task was just woken by
         // the task this worker ran, and nothing else may starve it (with the global queue
@@ -440,39 +410,33 @@ impl Scheduler for WorkStealing {
         self.steal(l)
     }
 
-    fn drain(&self, local: Option<(usize, &mut Local)>) -> Option<Runnable> {
-        match local {
-            Some((i, l)) => {
-                let l = l.0.as_ref()?;
-                self.workers[i].lifo.take().or_else(|| l.queue.pop())
-            }
-            // Every worker has drained its own queue: what is left is global, or in a slot.
-            None => self
-                .global
-                .pop()
-                .ok()
-                .or_else(|| self.workers.iter().find_map(|w| w.lifo.take())),
-        }
+    fn drain(&self, worker: usize, l: &mut Local) -> Option<Runnable> {
+        // Its own slot and queue, then what all workers share: the global queue and the slots
+        // of the others (a worker that has not stopped yet may refill its slot; it drains that
+        // itself when it stops).
+        self.workers[worker]
+            .lifo
+            .take()
+            .or_else(|| l.queue.pop())
+            .or_else(|| self.global.pop().ok())
+            .or_else(|| self.workers.iter().find_map(|w| w.lifo.take()))
     }
 
-    fn metrics(&self, worker: Option<usize>) -> Vec<(&'static str, u64)> {
-        let pick: Vec<&WorkerShared> = match worker {
-            Some(i) => self.workers.get(i).into_iter().collect(),
-            None => self.workers.iter().collect(),
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
+        let pick: &[WorkerShared] = match worker {
+            Some(i) => self.workers.get(i..=i).unwrap_or(&[]),
+            None => &self.workers,
         };
         let sum = |f: fn(&Counters) -> &AtomicU64| -> u64 {
             pick.iter().map(|w| f(&w.counters).load(Relaxed)).sum()
         };
-        let mut out = vec![
-            ("steals", sum(|c| &c.steals)),
-            ("stolen_tasks", sum(|c| &c.stolen_tasks)),
-            ("local_pushes", sum(|c| &c.local_pushes)),
-            ("overflows", sum(|c| &c.overflows)),
-            ("lifo_polls", sum(|c| &c.lifo_polls)),
-        ];
+        out.counter("steals", sum(|c| &c.steals));
+        out.counter("stolen_tasks", sum(|c| &c.stolen_tasks));
+        out.counter("local_pushes", sum(|c| &c.local_pushes));
+        out.counter("overflows", sum(|c| &c.overflows));
+        out.counter("lifo_polls", sum(|c| &c.lifo_polls));
         if worker.is_none() {
-            out.push(("global_pushes", self.global_pushes.load(Relaxed)));
+            out.counter("global_pushes", self.global_pushes.load(Relaxed));
         }
-        out
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use runtime_core::{Config, Handle, Runtime};
-use sched_worksteal::{QueueKind, WorkStealing, WorkStealingConfig};
+use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
 fn run(config: WorkStealingConfig, workers: usize) -> runtime_core::RuntimeMetrics {
     let rt = Runtime::new(
@@ -51,7 +51,6 @@ fn every_task_runs_once_with_overflow_and_stealing() {
     let m = run(small.clone(), 2);
     assert!(m.scheduler_counter("overflows").unwrap() > 0, "{m:?}");
     assert!(m.scheduler_counter("global_pushes").unwrap() > 0, "{m:?}");
-    run(small.clone().with_lifo_slot(false), 2);
-    run(small.with_queue(QueueKind::Concurrent), 2);
+    run(small.with_lifo_slot(false), 2);
     run(WorkStealingConfig::default(), 0);
 }

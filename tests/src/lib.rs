@@ -1,86 +1,246 @@
-//! The conformance suite: the same tests for every scheduler.
+//! The conformance kit: the tests every scheduling policy must pass, runnable on ours and on
+//! yours.
 //!
-//! [`conformance_suite!`] instantiates every test in [`suite`] for one scheduler, in a module
-//! named after it, so `cargo test -p conformance fifo` runs FIFO's suite (`fifo::spawn_join`,
-//! …). Adding a scheduler to the suite is one line in `tests/schedulers.rs`.
+//! Two tiers:
+//! - **core** (always): the policy under `runtime-core` alone: no lost task, at most once,
+//!   drain at shutdown, wakes from foreign threads, wakes racing with shutdown, and the order
+//!   the policy declares ([`Order`]);
+//! - **full** (feature `full`, on by default): the whole runtime through `facade`: I/O, timers,
+//!   blocking work, the watchdog, misuse, shutdown, each in current-thread mode and with worker
+//!   threads.
+//!
+//! Every `pub fn` of a test module is a test (the build script registers it): adding a test is
+//! writing one function.
+//!
+//! # Running it on your policy
+//!
+//! In your crate's `Cargo.toml`:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! conformance = { path = "…/tests" }
+//!
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! and in `tests/conformance.rs`:
+//!
+//! ```no_run
+//! # use runtime_core::BasicFifo as MyPolicy;
+//! use conformance::{Kit, Order, Policy};
+//!
+//! fn main() {
+//!     Kit::new()
+//!         .policy(Policy::new("mine", MyPolicy::default).order(Order::FifoOnOneWorker))
+//!         .run();
+//! }
+//! ```
+//!
+//! `cargo test` then runs every test as `mine::core::…` and `mine::suite::…`, with libtest's
+//! filters (`cargo test -- mine::core`), `--list`, `--test-threads` and its closing line.
 
-pub mod blocking_pool;
-pub mod io_time;
-pub mod suite;
+use std::io;
+use std::sync::Arc;
+
+use runtime_core::{Config, Scheduler};
+
+#[cfg(feature = "full")]
+pub mod full;
+
+pub mod core;
 pub mod util;
-pub mod watchdog;
 
-/// `conformance_suite!(name, |workers| builder)` generates module `name` with one `#[test]` per
-/// conformance test, each building its runtimes with the given closure.
-#[macro_export]
-macro_rules! conformance_suite {
-    ($name:ident, $make:expr) => {
-        mod $name {
-            fn make(workers: usize) -> facade::Builder {
-                let f: fn(usize) -> facade::Builder = $make;
-                f(workers)
-            }
-            $crate::conformance_suite!(@tests
-                spawn_join, many_tasks, nested_spawn, spawn_from_foreign_thread,
-                wake_from_foreign_thread, yield_fairness, panic_gives_join_error, abort, detach,
-                current_thread, shutdown_drops_every_future_once, block_on_inside_runtime_fails,
-                spawn_outside_runtime_fails, spawn_after_shutdown_is_cancelled,
-                shutdown_timeout_does_not_wait_for_a_stuck_worker, shutdown_background_returns,
-                drop_while_panicking, metrics_count_tasks, ping_pong,
-                task_names_and_priorities_are_carried,
-                priorities_are_carried_inherited_and_changeable
-            );
-            $crate::conformance_suite!(@io_tests
-                tcp_echo_100_connections, udp_round_trip, unix_stream_pair,
-                accept_loop_survives_a_client_that_disconnects_mid_write,
-                timeout_on_a_read_that_never_completes,
-                timers_fire_in_deadline_order_never_early, cancelled_timers_free_their_slots,
-                timer_fires_while_workers_are_busy, readiness_not_lost_during_a_poll,
-                io_after_shutdown_and_outside_a_runtime, interval_missed_tick_behaviours,
-                many_short_sleeps_all_complete, host_names_resolve_on_the_blocking_pool
-            );
-            $crate::conformance_suite!(@blocking_tests
-                spawn_blocking_results_and_panics, blocking_pool_never_exceeds_its_maximum,
-                idle_blocking_threads_retire, shutdown_timeout_bounds_running_blocking_jobs,
-                spawn_dedicated_outlives_and_is_outlived,
-                spawn_rayon_par_iter_without_blocking_workers
-            );
-            $crate::conformance_suite!(@watchdog_tests
-                watchdog_reports_each_blocking_poll,
-                tasks_queued_behind_a_stuck_worker_run_elsewhere
-            );
+mod table {
+    include!(concat!(env!("OUT_DIR"), "/tests.rs"));
+}
+
+/// Gives the `facade::Builder` of the policy under test with `n` worker threads (0:
+/// current-thread mode). A reference to a closure the kit keeps for the whole run, so that
+/// tests can copy it into threads.
+#[cfg(feature = "full")]
+pub type Make = &'static (dyn Fn(usize) -> facade::Builder + Send + Sync);
+
+/// Starts a core runtime of the policy under test with the given configuration.
+pub type CoreMake = &'static (dyn Fn(Config) -> io::Result<runtime_core::Runtime> + Send + Sync);
+
+/// A core-tier test.
+type CoreTest = fn(Core);
+/// A full-tier test.
+#[cfg(feature = "full")]
+type FullTest = fn(Make);
+
+/// The order in which a policy promises to hand out tasks, checked by the core tier.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// No promise beyond the invariants (work-stealing: its LIFO slot runs the newest task
+    /// first).
+    #[default]
+    Unspecified,
+    /// With one worker, tasks run in the order in which they were scheduled (FIFO).
+    FifoOnOneWorker,
+}
+
+/// What a core-tier test gets: how to start the policy, and the order it declares.
+#[derive(Clone, Copy)]
+pub struct Core {
+    /// Starts a runtime of the policy.
+    pub make: CoreMake,
+    /// The order the policy declares.
+    pub order: Order,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A runtime of the policy with `workers` worker threads (0: current-thread mode).
+    pub fn runtime(&self, workers: usize) -> runtime_core::Runtime {
+        (self.make)(Config {
+            worker_threads: workers,
+            ..Config::default()
+        })
+        .expect("the policy under test starts")
+    }
+}
+
+/// A policy to run the kit on: a name (the prefix of its tests' names), how to make a fresh
+/// instance, and what it declares.
+pub struct Policy {
+    name: String,
+    core: CoreMake,
+    #[cfg(feature = "full")]
+    full: Make,
+    order: Order,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("order", &self.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps `value` for the rest of the process (the kit's closures live as long as the run).
+fn keep<T: ?Sized>(value: Box<T>) -> &'static T {
+    Box::leak(value)
+}
+
+impl Policy {
+    /// The policy that `make` creates (called once per runtime the tests build).
+    pub fn new<S, F>(name: &str, make: F) -> Policy
+    where
+        S: Scheduler,
+        F: Fn() -> S + Send + Sync + 'static,
+    {
+        let make = Arc::new(make);
+        let core = make.clone();
+        Policy {
+            name: name.to_owned(),
+            core: keep(Box::new(move |config| {
+                runtime_core::Runtime::new(core(), config)
+            })),
+            #[cfg(feature = "full")]
+            full: keep(Box::new(move |n| {
+                facade::Builder::new().custom(make()).worker_threads(n)
+            })),
+            order: Order::Unspecified,
         }
-    };
-    (@watchdog_tests $($test:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                $crate::watchdog::$test(make);
+    }
+
+    /// Declares the order the policy promises (checked by the core tier).
+    pub fn order(mut self, order: Order) -> Policy {
+        self.order = order;
+        self
+    }
+
+    /// Builds the full tier's runtimes with `builder` instead of `Builder::custom` (to test a
+    /// built-in policy through its own `Builder` call, or with builder settings).
+    #[cfg(feature = "full")]
+    pub fn builder(
+        mut self,
+        builder: impl Fn(usize) -> facade::Builder + Send + Sync + 'static,
+    ) -> Policy {
+        self.full = keep(Box::new(builder));
+        self
+    }
+}
+
+/// The kit: policies in, one libtest-style run out.
+#[derive(Debug, Default)]
+pub struct Kit {
+    policies: Vec<Policy>,
+}
+
+impl Kit {
+    /// A kit with no policy yet.
+    pub fn new() -> Kit {
+        Kit::default()
+    }
+
+    /// Adds a policy; its tests are named `NAME::tier_module::test`.
+    pub fn policy(mut self, policy: Policy) -> Kit {
+        self.policies.push(policy);
+        self
+    }
+
+    /// Every test for every policy, as libtest-mimic trials.
+    pub fn trials(&self) -> Vec<libtest_mimic::Trial> {
+        let mut trials = Vec::new();
+        for p in &self.policies {
+            let core = Core {
+                make: p.core,
+                order: p.order,
+            };
+            for &(name, test) in table::CORE {
+                trials.push(trial(&p.name, name, move || test(core)));
             }
-        )*
-    };
-    (@blocking_tests $($test:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                $crate::blocking_pool::$test(make);
+            #[cfg(feature = "full")]
+            for &(name, test) in table::FULL {
+                let make = p.full;
+                trials.push(trial(&p.name, name, move || test(make)));
             }
-        )*
-    };
-    (@io_tests $($test:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                $crate::io_time::$test(make);
-            }
-        )*
-    };
-    (@tests $($test:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                $crate::suite::$test(make);
-            }
-        )*
-    };
+        }
+        trials
+    }
+
+    /// Runs the tests selected by the command line (libtest's arguments) and exits with
+    /// libtest's status: 0 when all passed.
+    ///
+    /// Many tests make tasks panic on purpose; their panic messages are not printed (a failing
+    /// test reports its own message). Set `CONFORMANCE_SHOW_PANICS=1` to see every panic.
+    pub fn run(self) -> ! {
+        let args = libtest_mimic::Arguments::from_args();
+        if std::env::var_os("CONFORMANCE_SHOW_PANICS").is_none() {
+            std::panic::set_hook(Box::new(|_| {}));
+        }
+        libtest_mimic::run(&args, self.trials()).exit()
+    }
+}
+
+fn trial(policy: &str, test: &str, body: impl FnOnce() + Send + 'static) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(format!("{policy}::{test}"), move || {
+        // A failed test is a panic; the next test starts from fresh runtimes, so nothing it
+        // left half-done is observed.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+            .map_err(|p| util::panic_message(&*p).into())
+    })
+}
+
+/// The names of every test in the kit (without a policy prefix), for tools and for the kit's
+/// own check that nothing is registered twice.
+pub fn test_names() -> Vec<&'static str> {
+    let names = table::CORE.iter().map(|(n, _)| *n);
+    #[cfg(feature = "full")]
+    let names = names.chain(table::FULL.iter().map(|(n, _)| *n));
+    names.collect()
 }

@@ -1,26 +1,41 @@
-//! Every scheduler, through the same suite. One line per scheduler.
+//! The kit, run on every policy of this workspace: the built-in ones, through their own
+//! `Builder` calls, and the example round-robin policy, through `Builder::custom` as a third
+//! party would. `cargo test -p conformance -- fifo::` runs one policy's tests.
 
-#[path = "../../examples/src/bin/custom_scheduler/round_robin.rs"]
-mod round_robin;
+use conformance::{Kit, Order, Policy};
+use examples::round_robin::RoundRobin;
+use sched_fifo::Fifo;
+use sched_priority::{PriorityConfig, PriorityScheduler};
+use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
-use conformance::conformance_suite;
-
-conformance_suite!(fifo, |n| facade::Builder::new().fifo().worker_threads(n));
-conformance_suite!(worksteal, |n| facade::Builder::new()
-    .work_stealing()
-    .worker_threads(n));
-conformance_suite!(worksteal_nolifo, |n| facade::Builder::new()
-    .work_stealing()
-    .lifo_slot(false)
-    .worker_threads(n));
-conformance_suite!(worksteal_cq, |n| facade::Builder::new()
-    .work_stealing_with(
-        facade::WorkStealingConfig::default().with_queue(facade::QueueKind::Concurrent)
-    )
-    .worker_threads(n));
-conformance_suite!(priority, |n| facade::Builder::new()
-    .priority_scheduler()
-    .worker_threads(n));
-conformance_suite!(custom, |n| facade::Builder::new()
-    .custom(crate::round_robin::RoundRobin::new())
-    .worker_threads(n));
+fn main() {
+    let priority = || PriorityScheduler::new(PriorityConfig::default()).expect("default bands");
+    let no_lifo = || WorkStealing::with_config(WorkStealingConfig::default().with_lifo_slot(false));
+    Kit::new()
+        .policy(
+            Policy::new("fifo", Fifo::new)
+                .order(Order::FifoOnOneWorker)
+                .builder(|n| facade::Builder::new().fifo().worker_threads(n)),
+        )
+        .policy(
+            Policy::new("worksteal", WorkStealing::new)
+                .builder(|n| facade::Builder::new().work_stealing().worker_threads(n)),
+        )
+        .policy(Policy::new("worksteal_nolifo", no_lifo).builder(|n| {
+            facade::Builder::new()
+                .work_stealing()
+                .lifo_slot(false)
+                .worker_threads(n)
+        }))
+        .policy(
+            Policy::new("priority", priority)
+                .order(Order::FifoOnOneWorker)
+                .builder(|n| {
+                    facade::Builder::new()
+                        .priority_scheduler()
+                        .worker_threads(n)
+                }),
+        )
+        .policy(Policy::new("round_robin", RoundRobin::new).order(Order::FifoOnOneWorker))
+        .run()
+}

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use facade::{Builder, Runtime};
 
+use crate::Make;
 use crate::util::{DropCounter, LIMIT, oneshot, panic_message, within};
-
-/// Gives the builder of the scheduler under test with `n` worker threads.
-pub type Make = fn(usize) -> Builder;
 
 fn rt(make: Make, workers: usize) -> Runtime {
     make(workers)

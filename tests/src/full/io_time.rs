@@ -9,7 +9,7 @@ use facade::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 use facade::time;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 
-use crate::suite::Make;
+use crate::Make;
 use crate::util::{LIMIT, panic_message, within};
 
 fn rt(make: Make, workers: usize) -> facade::Runtime {

@@ -1,27 +1,28 @@
-//! A scheduler written outside the runtime's crates, with nothing but `runtime-core`'s public
-//! API: per-worker queues, new work dealt round-robin like cards, and an idle worker taking from
-//! the others. The conformance suite in `tests/` runs this very file against the same invariants
-//! as the built-in schedulers.
+//! A scheduler written outside the runtime's crates, with nothing but `facade::scheduler`:
+//! per-worker queues, new work dealt round-robin like cards, and an idle worker taking from the
+//! others. The conformance kit runs it against the same invariants as the built-in policies.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use runtime_core::{Runnable, ScheduleInfo, ScheduleReason, Scheduler};
+use facade::scheduler::{Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
 
 /// Deals runnable tasks round-robin across per-worker queues.
 #[derive(Debug, Default)]
-pub(crate) struct RoundRobin {
+pub struct RoundRobin {
     queues: Vec<Mutex<VecDeque<Runnable>>>,
     next: AtomicUsize,
 }
 
 impl RoundRobin {
-    pub(crate) fn new() -> Self {
+    /// The policy; its queues are made when the runtime says how many workers it has.
+    pub fn new() -> Self {
         Self::default()
     }
 
-    fn queue(&self, i: usize) -> std::sync::MutexGuard<'_, VecDeque<Runnable>> {
+    fn queue(&self, i: usize) -> MutexGuard<'_, VecDeque<Runnable>> {
+        // A push or pop cannot leave a queue inconsistent: poisoning is ignored.
         self.queues[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -29,12 +30,19 @@ impl RoundRobin {
 impl Scheduler for RoundRobin {
     type Local = ();
 
+    fn name(&self) -> &str {
+        "round-robin"
+    }
+
     // Core tells us how many workers there are before anything is scheduled.
     fn init(&mut self, workers: usize) {
         self.queues = (0..workers).map(|_| Mutex::default()).collect();
     }
 
-    fn schedule(&self, task: Runnable, info: ScheduleInfo, _: Option<&mut ()>) {
+    // No per-worker state: everything lives in `self`.
+    fn new_local(&self, _worker: usize) {}
+
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, _: Option<&mut ()>) -> Notify {
         let queue = match (info.reason, info.worker) {
             // A task that yields goes to the back of its own worker's queue.
             (ScheduleReason::Yield, Some(w)) => w,
@@ -42,11 +50,11 @@ impl Scheduler for RoundRobin {
             _ => self.next.fetch_add(1, Ordering::Relaxed) % self.queues.len(),
         };
         self.queue(queue).push_back(task);
+        // Every worker looks at every queue, so any idle worker will do.
+        Notify::Any
     }
 
-    // `notify` keeps its default: wake any idle worker, since every worker looks at every
-    // queue. `drain` keeps its default too, because all queues live in `self`.
-
+    // `drain` keeps its default (`next`), which looks at every queue.
     fn next(&self, worker: usize, _: &mut ()) -> Option<Runnable> {
         let n = self.queues.len();
         (0..n).find_map(|k| self.queue((worker + k) % n).pop_front())

@@ -1,13 +1,12 @@
-//! A scheduler defined right here, plugged into the runtime with `Builder::custom`.
+//! A scheduler of our own (`examples::round_robin`, written with `facade::scheduler` only),
+//! plugged into the runtime with `Builder::custom`.
 //!
 //! Run: `cargo run -p examples --bin custom_scheduler`
-
-mod round_robin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use round_robin::RoundRobin;
+use examples::round_robin::RoundRobin;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = facade::Builder::new()
@@ -37,7 +36,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let m = rt.metrics();
-    println!("scheduler: {} (defined in this example)", rt.scheduler());
+    println!(
+        "scheduler: {} (defined in examples/src/round_robin.rs)",
+        rt.scheduler()
+    );
     println!("1,000 tasks, 3 yields each: sum of ids = {total}");
     for (i, w) in m.workers.iter().enumerate() {
         println!("worker {i}: {} polls, {} parks", w.polls, w.parks);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::suite::Make;
+use crate::Make;
 use crate::util::{LIMIT, panic_message, within};
 
 pub fn spawn_blocking_results_and_panics(make: Make) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use facade::Runtime;
 
-use crate::suite::Make;
+use crate::Make;
 use crate::util::{Captured, LIMIT, within};
 
 const THRESHOLD: Duration = Duration::from_millis(10);

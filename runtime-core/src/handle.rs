@@ -1,0 +1,239 @@
+//! [`Handle`] (spawning and inspecting a runtime from anywhere), the schedule function every
+//! task shares, and [`pool_task`] for pools with threads of their own.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::config::SpawnOptions;
+use crate::context::{self, EnterGuard};
+use crate::metrics::{RuntimeMetrics, bump};
+use crate::scheduler::ScheduleReason;
+use crate::shared::Shared;
+use crate::task::{JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+
+/// Creates a task that belongs to no runtime, for pools that run tasks on threads of their own
+/// (the blocking pool, the rayon bridge): `schedule` receives the runnable whenever the task must run, and
+/// whoever holds it calls [`Runnable::run`](async_task::Runnable::run). The task gets the same
+/// harness as any other: a panic reaches the [`JoinHandle`] as a `JoinError`, dropping the
+/// runnable cancels the task, and the handle can be awaited from any runtime.
+///
+/// ```
+/// let (runnable, handle) = runtime_core::pool_task(async { 6 * 7 }, |_| {}, None);
+/// runnable.run(); // completes in one poll
+/// assert_eq!(futures_lite::future::block_on(handle).unwrap(), 42);
+/// ```
+pub fn pool_task<F, S>(
+    future: F,
+    schedule: S,
+    name: Option<String>,
+) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    let meta = TaskMeta::new(
+        TaskId::next(),
+        name.map(Arc::new),
+        Priority::default(),
+        None,
+    );
+    // The future borrows only the task's metadata, which async-task keeps alive for as long as
+    // the future; the future, its output and `schedule` are `Send + 'static` (and `Sync`).
+    // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
+    let (runnable, task) = unsafe {
+        async_task::Builder::new().metadata(meta).spawn_unchecked(
+            move |meta: &TaskMeta| TaskFuture {
+                meta,
+                future: Some(future),
+            },
+            schedule,
+        )
+    };
+    (runnable, JoinHandle::new(task))
+}
+
+/// The schedule function of every task (zero-sized: the runtime is found in the metadata).
+fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
+    let reason = if info.woken_while_running {
+        ScheduleReason::Yield
+    } else {
+        ScheduleReason::Wake
+    };
+    let Some(owner) = &task.metadata().owner else {
+        return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
+    };
+    let shared: *const Shared = Arc::as_ptr(&owner.shared);
+    // `shared` must stay valid after the task is handed to the scheduler, when another thread
+    // may run it to completion and free it with its `Arc`. On one of this runtime's workers that
+    // holds: the worker loop owns an `Arc<Shared>` for as long as it runs. Elsewhere we take an
+    // `Arc` of our own first.
+    // SAFETY: `shared` is valid now: the task (alive, we hold its runnable) holds an `Arc` to it.
+    let here = unsafe { &*shared }.worker_here();
+    if here.is_some() {
+        // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
+        unsafe { &*shared }.schedule(task, reason, here);
+    } else {
+        let shared = owner.shared.clone();
+        shared.schedule(task, reason, None);
+    }
+}
+
+/// A cloneable reference to a runtime, usable from any thread: spawn tasks, read metrics.
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.workers)
+            .field("current_thread", &self.shared.current_thread)
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+impl Handle {
+    /// The handle of the runtime this thread is in (a worker, `block_on`, or an
+    /// [`enter`](Handle::enter) guard).
+    pub fn try_current() -> Result<Handle, context::NoRuntime> {
+        context::try_current().ok_or(context::NoRuntime("Handle::current"))
+    }
+
+    /// Spawns a task.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with(future, SpawnOptions::default())
+    }
+
+    /// Spawns a task with a name and a priority.
+    pub fn spawn_with<F>(&self, future: F, options: SpawnOptions) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = &self.shared;
+        let id = TaskId::next();
+        let name = options.name.map(Arc::new);
+        // A task spawned by a task inherits its priority unless told otherwise.
+        let priority = options
+            .priority
+            .or_else(crate::task::current_priority)
+            .unwrap_or_default();
+        let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
+            let owner = Owner {
+                shared: shared.clone(),
+                key,
+            };
+            if let (Some(name), Some(_)) = (&name, key) {
+                shared.named_task_spawned(id, name);
+            }
+            let meta = TaskMeta::new(id, name, priority, Some(owner));
+            // The future borrows only the task's metadata, which async-task keeps alive for as
+            // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
+            // future and its output are `Send + 'static` and the schedule function is
+            // `Send + Sync + 'static`, so the runnable and its wakers may go to any thread.
+            // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
+            let (runnable, task) = unsafe {
+                async_task::Builder::new().metadata(meta).spawn_unchecked(
+                    move |meta: &TaskMeta| TaskFuture {
+                        meta,
+                        future: Some(future),
+                    },
+                    async_task::WithInfo(schedule_fn),
+                )
+            };
+            let waker = key.map(|_| runnable.waker());
+            ((runnable, task), waker)
+        });
+        let handle = JoinHandle::new(task);
+        if shared.is_closed() {
+            // Never started: dropping the runnable cancels the task.
+            drop(runnable);
+            return handle;
+        }
+        let (slot, owned) = shared.counters.slot(shared.worker_index_here());
+        bump(&slot.spawned, owned);
+        tracing::debug!(
+            task.id = id.as_u64(),
+            task.name = runnable.metadata().name(),
+            "spawn"
+        );
+        let here = shared.worker_here();
+        shared.schedule(runnable, ScheduleReason::Spawn, here);
+        handle
+    }
+
+    /// Makes this runtime the current one on this thread until the guard is dropped, so that
+    /// the free `spawn` functions and the resource types find it.
+    pub fn enter(&self) -> EnterGuard {
+        context::enter(self.clone())
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn metrics(&self) -> RuntimeMetrics {
+        let mut m = self.shared.counters.snapshot();
+        m.tasks_alive = m.tasks_spawned.saturating_sub(m.tasks_completed);
+        m.scheduler = self.policy_counters(None);
+        for (i, w) in m.workers.iter_mut().enumerate() {
+            w.scheduler = self.policy_counters(Some(i));
+            if let Some(dog) = &self.shared.watchdog {
+                w.slow_polls = dog.slow_polls[i].load(Ordering::Relaxed);
+            }
+        }
+        m.slow_polls = m.workers.iter().map(|w| w.slow_polls).sum();
+        m
+    }
+
+    fn policy_counters(&self, worker: Option<usize>) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        self.shared.sched.metrics(worker, &mut |name: &str, value| {
+            out.push((name.to_owned(), value))
+        });
+        out
+    }
+
+    /// Tasks registered as alive right now (for tests and diagnostics; takes locks).
+    pub fn active_tasks(&self) -> usize {
+        self.shared.active.len()
+    }
+
+    /// The number of workers (1 in current-thread mode).
+    pub fn workers(&self) -> usize {
+        self.shared.workers
+    }
+
+    /// Whether the runtime runs its single worker on the thread inside `block_on`.
+    pub fn is_current_thread(&self) -> bool {
+        self.shared.current_thread
+    }
+
+    /// Whether the runtime has shut down (or is shutting down).
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// The state of type `T` that the layer above attached at build time (see
+    /// [`Extensions`](crate::Extensions)).
+    #[inline]
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.shared.extensions.get::<T>()
+    }
+
+    /// The name of the scheduling policy ([`Scheduler::name`](crate::Scheduler::name)).
+    pub fn scheduler_name(&self) -> &str {
+        self.shared.sched.name()
+    }
+
+    /// Whether two handles refer to the same runtime.
+    pub fn ptr_eq(&self, other: &Handle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}

@@ -1,0 +1,255 @@
+//! The state every thread of a runtime shares: the policy, the idle and park protocols, the
+//! registry of live tasks, counters; and the paths every task takes through them (schedule,
+//! poll, completion, the drain at shutdown).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::Thread;
+
+use crate::active::Active;
+use crate::config::Extensions;
+use crate::context::{self, WorkerRef};
+use crate::idle::Idle;
+use crate::metrics::{Counters, bump};
+use crate::park::Parking;
+use crate::scheduler::{Hooks, Notify, ScheduleReason};
+use crate::sync::lock_unpoisoned as lock;
+use crate::task::{Runnable, TaskId, TaskMeta};
+use crate::watchdog::{PollMark, Watchdog};
+use crate::worker::{DynScheduler, WorkerState};
+
+pub(crate) struct Shared {
+    pub(crate) sched: Box<dyn DynScheduler>,
+    pub(crate) idle: Idle,
+    pub(crate) parking: Parking,
+    pub(crate) active: Active,
+    pub(crate) counters: Counters,
+    pub(crate) watchdog: Option<Watchdog>,
+    /// The policy's optional operations, read once at build.
+    pub(crate) hooks: Hooks,
+    pub(crate) closed: AtomicBool,
+    pub(crate) workers: usize,
+    pub(crate) current_thread: bool,
+    /// Worker threads that have not exited yet, and a condvar signalled on each exit.
+    pub(crate) alive: Mutex<usize>,
+    pub(crate) exited: Condvar,
+    /// Each worker's policy state while that worker is not running (`None` while it runs: its
+    /// thread holds it). In current-thread mode, worker 0's state is here while no `block_on`
+    /// drives it.
+    pub(crate) states: Box<[Mutex<Option<WorkerState>>]>,
+    /// Current-thread mode: threads in `block_on` waiting for worker 0's state.
+    pub(crate) state_waiters: Mutex<Vec<Thread>>,
+    pub(crate) extensions: Extensions,
+}
+
+impl Shared {
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Schedules a runnable task: the policy stores it, core wakes a worker if needed. `here` is
+    /// the calling thread's worker identity if it is one of this runtime's workers.
+    #[inline]
+    pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
+        let notify = self.sched.schedule_task(self, task, reason, here);
+        if here.is_some() {
+            // On one of our workers there is no race with shutdown: this worker drains (its own
+            // state and the shared queues) when it exits, after this call. So no fence is needed unless someone must be woken (and with a
+            // single worker, the caller is the one that will run the task).
+            if notify != Notify::None && self.workers > 1 {
+                std::sync::atomic::fence(Ordering::SeqCst);
+                self.notify(notify);
+            }
+            return;
+        }
+        // Pairs with the fences of the parking protocol (idle.rs) and with the `closed` store of
+        // shutdown (step 5 there).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.drain_stopped();
+            return;
+        }
+        self.notify(notify);
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// No worker can be in a poll: all of them are parked, or (current-thread mode) nobody is
+    /// inside `block_on`. SeqCst, for the watchdog's dormancy protocol.
+    pub(crate) fn nothing_to_watch(&self) -> bool {
+        self.idle.all_parked() || (self.current_thread && lock(&self.states[0]).is_some())
+    }
+
+    /// Out of line: the hot paths of spawn and completion only test whether a task has a name.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn named_task_spawned(&self, id: TaskId, name: &Arc<String>) {
+        if let Some(dog) = &self.watchdog {
+            lock(&dog.names).insert(id, name.clone());
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn named_task_done(&self, id: TaskId) {
+        if let Some(dog) = &self.watchdog {
+            lock(&dog.names).remove(&id);
+        }
+    }
+
+    /// A worker is back from parking or starts driving.
+    #[inline]
+    pub(crate) fn worker_resumed(&self) {
+        if let Some(dog) = &self.watchdog {
+            dog.worker_resumed();
+        }
+    }
+
+    /// The calling thread's worker identity, if it is one of this runtime's workers.
+    #[inline]
+    pub(crate) fn worker_here(&self) -> Option<WorkerRef> {
+        context::current_worker().filter(|w| std::ptr::eq(w.shared, self))
+    }
+
+    pub(crate) fn notify(&self, notify: Notify) {
+        match notify {
+            Notify::None => {}
+            Notify::Any => {
+                if let Some(w) = self.idle.worker_to_notify() {
+                    self.parking.unpark(w);
+                }
+            }
+            Notify::Worker(i) if i < self.workers => {
+                if self.idle.claim_worker(i) {
+                    self.parking.unpark(i);
+                }
+            }
+            Notify::Worker(_) => self.notify(Notify::Any),
+        }
+    }
+
+    /// Polls one task on worker `index`.
+    #[inline]
+    pub(crate) fn run_task(&self, index: usize, task: Runnable) {
+        let slot = &self.counters.workers[index];
+        bump(&slot.polls, true);
+        // For the watchdog (see watchdog.rs): a plain store before and after the poll.
+        let _polling = PollMark::start(&slot.current, task.metadata().id().as_u64());
+        self.poll_task(task);
+    }
+
+    #[inline]
+    fn poll_task(&self, task: Runnable) {
+        // Checked first (one relaxed load): even a disabled span costs a construction, an
+        // enter and an exit per poll, 4.5% of yield_many's instructions when measured.
+        if tracing::level_enabled!(tracing::Level::TRACE) {
+            let span = {
+                let meta = task.metadata();
+                tracing::trace_span!(
+                    "poll",
+                    task.id = meta.id().as_u64(),
+                    task.name = meta.name()
+                )
+            };
+            let _entered = span.enter();
+            crate::coop::with_budget(|| task.run());
+        } else {
+            crate::coop::with_budget(|| task.run());
+        }
+    }
+
+    pub(crate) fn worker_index_here(&self) -> Option<usize> {
+        self.worker_here().map(|w| w.index)
+    }
+
+    pub(crate) fn task_done(
+        &self,
+        key: crate::active::ActiveKey,
+        meta: &TaskMeta,
+        completed: bool,
+    ) {
+        self.active.remove(key);
+        let id = meta.id();
+        if meta.name().is_some() {
+            self.named_task_done(id);
+        }
+        if self.hooks.wants_task_ended() {
+            self.sched.task_ended(meta);
+        }
+        let (slot, owned) = self.counters.slot(self.worker_index_here());
+        bump(&slot.completed, owned);
+        if completed {
+            tracing::debug!(task.id = id.as_u64(), "task completed");
+        } else {
+            tracing::debug!(task.id = id.as_u64(), "task cancelled");
+        }
+    }
+
+    /// Worker `index`'s thread stops running it: its state goes back to `states`, and if the
+    /// runtime is closing, everything the policy still holds that this state reaches is dropped
+    /// (under the slot's lock, so a racing `drain_stopped` waits for it and then finds nothing).
+    pub(crate) fn worker_stopped(&self, index: usize, state: WorkerState) {
+        let mut slot = lock(&self.states[index]);
+        if self.is_closed() {
+            self.sched.drain_state(index, &state);
+        }
+        *slot = Some(state);
+    }
+
+    /// Drains, with each worker's state that is not in use, every task the policy still holds
+    /// (shutdown step 2 and 5). A worker that is still running drains when it stops.
+    pub(crate) fn drain_stopped(&self) {
+        for (index, slot) in self.states.iter().enumerate() {
+            if let Some(state) = lock(slot).as_ref() {
+                self.sched.drain_state(index, state);
+            }
+        }
+    }
+
+    /// A worker thread has exited (after `worker_stopped`).
+    pub(crate) fn worker_exited(&self) {
+        *lock(&self.alive) -= 1;
+        self.exited.notify_all();
+    }
+}
+
+/// A worker's state, taken out of `Shared::states` by the thread that runs the worker; given
+/// back (and drained, if the runtime is closing) when the lease is dropped, even by a panic.
+/// In current-thread mode, the threads waiting in `block_on` for the state are then woken.
+pub(crate) struct StateLease<'a> {
+    shared: &'a Shared,
+    index: usize,
+    state: Option<WorkerState>,
+}
+
+impl<'a> StateLease<'a> {
+    /// Worker `index`'s state, unless another thread runs that worker.
+    pub(crate) fn take(shared: &'a Shared, index: usize) -> Option<StateLease<'a>> {
+        let state = lock(&shared.states[index]).take()?;
+        Some(StateLease {
+            shared,
+            index,
+            state: Some(state),
+        })
+    }
+
+    pub(crate) fn state(&self) -> &WorkerState {
+        self.state.as_ref().expect("held until drop")
+    }
+}
+
+impl Drop for StateLease<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            self.shared.worker_stopped(self.index, state);
+        }
+        if self.shared.current_thread {
+            for t in lock(&self.shared.state_waiters).drain(..) {
+                t.unpark();
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The full tier: the runtime around the policy (I/O, timers, blocking work, the watchdog,
+//! shutdown, misuse), through `facade`.
+
+pub mod blocking_pool;
+pub mod io_time;
+pub mod suite;
+pub mod watchdog;
