@@ -1,12 +1,6 @@
-//! The runtime's driver: the reactor and the timer wheel behind core's `Driver`.
-//!
-//! # Parking with timers
-//!
-//! The idle worker that holds the driver fires due timers, then, under the wheel's lock, reads
-//! the next deadline and publishes it in `Timers::wake_at` before it waits in the reactor for at
-//! most that long. A task that adds an earlier timer does so under the same lock and, seeing
-//! `wake_at` later than its deadline, wakes the reactor. So the wait is always short enough,
-//! and the reactor's timerfd makes it precise to well under a millisecond.
+//! The runtime's driver: the reactor and the timer driver (crate `timer`, whose docs describe
+//! the wake-at handshake) behind core's `Driver`. The reactor's timerfd makes the wait precise
+//! to well under a millisecond.
 //!
 //! With the clock paused and nothing else to do, the driver jumps the clock to the next
 //! deadline instead of waiting (tokio users know this as `start_paused`).
@@ -16,7 +10,7 @@ use std::time::Duration;
 
 use runtime_core::{Driver, Unpark};
 
-use crate::time::Timers;
+use timer::Timers;
 
 /// State the facade attaches to each runtime (as an `Arc<IoTime>` extension, beside the
 /// reactor's own `Arc<Reactor>` and `Resolver`): how resources find their driver.

@@ -1,8 +1,8 @@
 //! Time: [`sleep`], [`sleep_until`], [`timeout`], [`interval`], and a clock that tests can
 //! pause and advance.
 //!
-//! Timers live in the runtime's hierarchical timing wheel (crate `timer`) with microsecond
-//! ticks; an idle runtime waits in the reactor exactly until the next deadline (a timerfd, not
+//! Timers live in the runtime's timer driver (crate `timer`: a hierarchical timing wheel with
+//! microsecond ticks, its clock, and the handshake with the parked worker); an idle runtime waits in the reactor exactly until the next deadline (a timerfd, not
 //! epoll's whole milliseconds). A timer never fires early. `Duration::MAX` and far deadlines
 //! saturate to "about a century from now" instead of overflowing.
 //!
@@ -18,240 +18,12 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Waker, ready};
+
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use runtime_core::Unpark;
-use timer::{Key, Wheel};
-
-/// `Timers::wake_at` when no worker waits in the driver (tick 0 is the clock's base, never a
-/// future deadline).
-const NOT_PARKED: u64 = 0;
-
-/// Where "never" lands: far enough to never fire in practice, near enough not to overflow.
-const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// The runtime's clock: real time, or a paused time that moves only when told to (or, when the
-/// runtime is idle, straight to the next deadline).
-pub(crate) struct Clock {
-    base: Instant,
-    paused: AtomicBool,
-    /// Time since `base` while paused.
-    offset: Mutex<Duration>,
-}
-
-impl Clock {
-    fn offset(&self) -> MutexGuard<'_, Duration> {
-        self.offset.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn now(&self) -> Instant {
-        if self.paused.load(Ordering::Acquire) {
-            self.base + *self.offset()
-        } else {
-            Instant::now()
-        }
-    }
-
-    pub(crate) fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::Acquire)
-    }
-
-    fn pause(&self) {
-        let mut off = self.offset();
-        if !self.paused.load(Ordering::Acquire) {
-            *off = Instant::now().saturating_duration_since(self.base);
-            self.paused.store(true, Ordering::Release);
-        }
-    }
-
-    fn resume(&self) {
-        let _off = self.offset();
-        self.paused.store(false, Ordering::Release);
-    }
-
-    fn advance(&self, by: Duration) {
-        let mut off = self.offset();
-        *off = off.saturating_add(by);
-    }
-
-    /// Moves a paused clock forward to `t` (never backwards).
-    pub(crate) fn advance_to(&self, t: Instant) {
-        let mut off = self.offset();
-        *off = (*off).max(t.saturating_duration_since(self.base));
-    }
-
-    /// Microsecond tick of a deadline, rounded up (so a timer never fires early).
-    fn tick_ceil(&self, t: Instant) -> u64 {
-        let d = t.saturating_duration_since(self.base);
-        let us = d.as_micros() + u128::from(d.subsec_nanos() % 1000 != 0);
-        u64::try_from(us).unwrap_or(u64::MAX)
-    }
-
-    /// Microsecond tick of the present, rounded down.
-    fn tick_floor(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
-    }
-
-    fn instant(&self, tick: u64) -> Instant {
-        self.base
-            .checked_add(Duration::from_micros(tick))
-            .unwrap_or_else(|| self.base + FAR)
-    }
-}
-
-/// What the parking driver must do about timers.
-pub(crate) struct Wait {
-    /// How long it may wait (the caller's limit, or less for the next timer).
-    pub(crate) timeout: Option<Duration>,
-    /// The next timer's deadline, if any.
-    pub(crate) deadline: Option<Instant>,
-}
-
-/// The runtime's timers: the wheel, the clock, and how to wake the parked driver.
-pub(crate) struct Timers {
-    wheel: Mutex<Wheel<(u64, Waker)>>,
-    pub(crate) clock: Clock,
-    /// The tick until which the driver is parked: `NOT_PARKED`, `u64::MAX` (parked with no timer),
-    /// or the next deadline. Written and compared under the wheel's lock.
-    wake_at: AtomicU64,
-    next_id: AtomicU64,
-    pub(crate) unpark: Arc<dyn Unpark>,
-    /// The earliest deadline, for workers that check for due timers between polls.
-    pub(crate) hint: Arc<runtime_core::TimerHint>,
-    closed: AtomicBool,
-}
-
-impl Timers {
-    pub(crate) fn new(paused: bool, unpark: Arc<dyn Unpark>) -> Timers {
-        let base = Instant::now();
-        Timers {
-            wheel: Mutex::new(Wheel::new()),
-            clock: Clock {
-                base,
-                paused: AtomicBool::new(paused),
-                offset: Mutex::new(Duration::ZERO),
-            },
-            wake_at: AtomicU64::new(NOT_PARKED),
-            next_id: AtomicU64::new(1),
-            unpark,
-            hint: Arc::default(),
-            closed: AtomicBool::new(false),
-        }
-    }
-
-    fn wheel(&self) -> MutexGuard<'_, Wheel<(u64, Waker)>> {
-        self.wheel.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wakes every timer whose deadline has passed.
-    pub(crate) fn fire_due(&self) -> usize {
-        let now = self.clock.tick_floor(self.clock.now());
-        let mut wakers = Vec::new();
-        {
-            let mut wheel = self.wheel();
-            wheel.poll(now, |(_, w)| wakers.push(w));
-            self.publish_hint(wheel.next_deadline());
-        }
-        let n = wakers.len();
-        wakers.into_iter().for_each(Waker::wake);
-        n
-    }
-
-    /// Tells busy workers the earliest deadline (not with a paused clock: its deadlines are not
-    /// real times).
-    fn publish_hint(&self, next: Option<u64>) {
-        if self.clock.is_paused() {
-            self.hint.set(None);
-        } else {
-            self.hint.set(next.map(|t| self.clock.instant(t)));
-        }
-    }
-
-    /// Publishes the next deadline before the driver waits (see driver.rs).
-    pub(crate) fn wait_before_park(&self, timeout: Option<Duration>) -> Wait {
-        let wheel = self.wheel();
-        let next = wheel.next_deadline();
-        self.wake_at
-            .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
-        drop(wheel);
-        let deadline = next.map(|t| self.clock.instant(t));
-        let until_timer = deadline.map(|d| d.saturating_duration_since(self.clock.now()));
-        let timeout = match (timeout, until_timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Wait { timeout, deadline }
-    }
-
-    pub(crate) fn done_parking(&self) {
-        self.wake_at.store(NOT_PARKED, Ordering::SeqCst);
-    }
-
-    /// Registers (or refreshes) a timer's waker; wakes the driver if it sleeps past `tick`.
-    fn register(&self, entry: &mut Option<(Key, u64)>, tick: u64, waker: &Waker) {
-        let mut wheel = self.wheel();
-        if let Some((key, id)) = *entry {
-            match wheel.get_mut(key) {
-                Some((i, w)) if *i == id => {
-                    if !w.will_wake(waker) {
-                        *w = waker.clone();
-                    }
-                    return;
-                }
-                _ => *entry = None, // fired, and the slot may hold another timer now
-            }
-        }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        *entry = Some((wheel.insert(tick, (id, waker.clone())), id));
-        if !self.clock.is_paused() {
-            self.hint.lower(self.clock.instant(tick));
-        }
-        // Only a driver that is parked past this deadline needs waking; one that is not parked
-        // reads the wheel before it parks. Once woken it is as good as not parked (it will read
-        // the wheel again), so later registrations do not wake it again.
-        let parked_until = self.wake_at.load(Ordering::SeqCst);
-        let wake = parked_until != NOT_PARKED && tick < parked_until;
-        if wake {
-            self.wake_at.store(NOT_PARKED, Ordering::SeqCst);
-        }
-        drop(wheel);
-        if wake {
-            self.unpark.unpark();
-        }
-    }
-
-    fn cancel(&self, entry: &mut Option<(Key, u64)>) {
-        if let Some((key, id)) = entry.take() {
-            let mut wheel = self.wheel();
-            if matches!(wheel.get_mut(key), Some((i, _)) if *i == id) {
-                wheel.remove(key);
-            }
-        }
-    }
-
-    /// Number of timers registered (for tests).
-    pub(crate) fn len(&self) -> usize {
-        self.wheel().len()
-    }
-
-    pub(crate) fn capacity(&self) -> usize {
-        self.wheel().capacity()
-    }
-
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        let wakers: Vec<Waker> = {
-            let mut wheel = self.wheel();
-            let mut out = Vec::new();
-            wheel.poll(u64::MAX, |(_, w)| out.push(w));
-            out
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-}
+use timer::{FAR, Key, Timers};
 
 fn timers() -> Arc<Timers> {
     crate::driver::with_current(|io| io.map(|io| io.timers.clone())).unwrap_or_else(|| {
@@ -311,7 +83,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pub struct Sleep {
     deadline: Instant,
     timers: Arc<Timers>,
-    entry: Option<(Key, u64)>,
+    entry: Option<Key>,
 }
 
 impl fmt::Debug for Sleep {
@@ -350,7 +122,7 @@ impl Future for Sleep {
             this.timers.cancel(&mut this.entry);
             return Poll::Ready(());
         }
-        if this.timers.closed.load(Ordering::Acquire) {
+        if this.timers.is_closed() {
             panic!("the runtime that drives this timer has shut down");
         }
         let tick = this.timers.clock.tick_ceil(this.deadline);

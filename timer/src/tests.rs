@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use super::*;
+use crate::wheel::*;
 
 /// xorshift64*: deterministic pseudo-random numbers without a dependency.
 struct Rng(u64);
@@ -163,4 +163,26 @@ fn insert_cancel_cycles_keep_constant_memory() {
         "capacity grew from {cap} to {}",
         wheel.capacity()
     );
+}
+
+/// A key whose entry fired (or was removed) matches nothing, though the slab slot now holds a
+/// newer entry: a stale key can never cancel, reset or touch another timer.
+#[test]
+fn a_stale_key_never_reaches_a_newer_entry() {
+    let mut wheel = Wheel::new();
+    let old = wheel.insert(5, "old");
+    assert_eq!(wheel.poll(10, drop), 1);
+    let new = wheel.insert(20, "new");
+    assert_ne!(old, new);
+    assert_eq!(wheel.deadline(old), None);
+    assert!(wheel.get_mut(old).is_none());
+    assert!(!wheel.reset(old, 30));
+    assert_eq!(wheel.remove(old), None);
+    assert_eq!(wheel.deadline(new), Some(20));
+    let gone = wheel.insert(25, "removed");
+    wheel.remove(gone);
+    let newer = wheel.insert(40, "newer");
+    assert_eq!(wheel.remove(gone), None);
+    assert_eq!(wheel.len(), 2);
+    assert_eq!(wheel.remove(newer), Some("newer"));
 }
