@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runtime_core::{Handle, yield_now};
+use runtime_core::{Handle, SpawnOptions, yield_now};
 
-use crate::util::{DropCounter, LIMIT, oneshot, within};
+use crate::util::{Captured, DropCounter, LIMIT, oneshot, within};
 use crate::{Core, Order};
 
 const SHAPES: [usize; 3] = [0, 1, 2];
@@ -298,5 +298,42 @@ pub fn order_is_the_declared_one(policy: Core) {
             let order = order.lock().unwrap().clone();
             assert_eq!(order, (0..40).collect::<Vec<_>>(), "{workers} workers");
         }
+    });
+}
+
+/// Core's tracing, under any policy: a TRACE span `poll` per poll naming the task (id and
+/// name), and DEBUG events for its spawn and its completion.
+pub fn polls_spawns_and_completions_are_traced(policy: Core) {
+    within(LIMIT, move || {
+        // Current-thread mode: tasks are polled on this thread, where the capture is installed.
+        let rt = policy.runtime(0);
+        let (captured, guard) = Captured::install_at(tracing::Level::TRACE);
+        let id = rt.block_on(async {
+            let h = Handle::try_current().unwrap().spawn_with(
+                async { yield_now().await },
+                SpawnOptions {
+                    name: Some("traced".into()),
+                    priority: None,
+                },
+            );
+            let id = h.id();
+            h.await.unwrap();
+            id
+        });
+        drop(guard);
+        let lines = captured.lines();
+        let poll = format!("poll{{task.id={id} task.name=\"traced\"}}: new");
+        let polls = lines.iter().filter(|l| l.contains(&poll)).count();
+        assert_eq!(
+            polls, 2,
+            "one span per poll (the task yields once): {lines:#?}"
+        );
+        let event = |level: &str, msg: &str| {
+            lines.iter().any(|l| {
+                l.starts_with(level) && l.contains(msg) && l.contains(&format!("task.id={id}"))
+            })
+        };
+        assert!(event("DEBUG", "spawn"), "{lines:#?}");
+        assert!(event("DEBUG", "task completed"), "{lines:#?}");
     });
 }

@@ -193,24 +193,41 @@ impl Kit {
         self
     }
 
-    /// Every test for every policy, as libtest-mimic trials.
-    pub fn trials(&self) -> Vec<libtest_mimic::Trial> {
-        let mut trials = Vec::new();
+    /// Every test for every policy: its full name (`policy::module::test`) and its body.
+    fn cases(&self) -> Vec<(String, Box<dyn FnOnce() + Send>)> {
+        let mut cases: Vec<(String, Box<dyn FnOnce() + Send>)> = Vec::new();
         for p in &self.policies {
             let core = Core {
                 make: p.core,
                 order: p.order,
             };
             for &(name, test) in table::CORE {
-                trials.push(trial(&p.name, name, move || test(core)));
+                cases.push((format!("{}::{name}", p.name), Box::new(move || test(core))));
             }
             #[cfg(feature = "full")]
             for &(name, test) in table::FULL {
                 let make = p.full;
-                trials.push(trial(&p.name, name, move || test(make)));
+                cases.push((format!("{}::{name}", p.name), Box::new(move || test(make))));
             }
         }
-        trials
+        cases
+    }
+
+    /// Every test for every policy, as libtest-mimic trials.
+    pub fn trials(&self) -> Vec<libtest_mimic::Trial> {
+        self.cases()
+            .into_iter()
+            .map(|(name, body)| {
+                libtest_mimic::Trial::test(name, move || catch(body).map_err(Into::into))
+            })
+            .collect()
+    }
+
+    /// Runs the one test named `name` (`policy::module::test`) here and now: `None` if there is
+    /// no such test, else its outcome (`Err` with the failure's message).
+    pub fn run_test(&self, name: &str) -> Option<Result<(), String>> {
+        let (_, body) = self.cases().into_iter().find(|(n, _)| n == name)?;
+        Some(catch(body))
     }
 
     /// Runs the tests selected by the command line (libtest's arguments) and exits with
@@ -227,13 +244,11 @@ impl Kit {
     }
 }
 
-fn trial(policy: &str, test: &str, body: impl FnOnce() + Send + 'static) -> libtest_mimic::Trial {
-    libtest_mimic::Trial::test(format!("{policy}::{test}"), move || {
-        // A failed test is a panic; the next test starts from fresh runtimes, so nothing it
-        // left half-done is observed.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
-            .map_err(|p| util::panic_message(&*p).into())
-    })
+/// Runs a test body; a failed test is a panic, reported by its message. The next test starts
+/// from fresh runtimes, so nothing it left half-done is observed.
+fn catch(body: Box<dyn FnOnce() + Send>) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+        .map_err(|p| util::panic_message(&*p))
 }
 
 /// The names of every test in the kit (without a policy prefix), for tools and for the kit's

@@ -160,65 +160,75 @@ pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// Generous limit for one test body; a hang fails after it.
 pub const LIMIT: Duration = Duration::from_secs(60);
 
-/// Collects the warnings (and errors) of `tracing`, as text, wherever it is the default
-/// subscriber: install it with [`Captured::install`] on the thread that builds a runtime, and
-/// the runtime's watchdog reports land here.
+/// Captures what `tracing` prints, as text lines in `tracing-subscriber`'s format (no time,
+/// no colours, no target): install it with [`Captured::install`] on the thread that builds a
+/// runtime (the runtime's watchdog reports land here) or that polls the tasks (current-thread
+/// mode). The one capture helper of the workspace's tests.
 #[derive(Debug, Clone, Default)]
-pub struct Captured(Arc<Mutex<Vec<String>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
-    /// Makes a capture the default subscriber of this thread until the guard is dropped.
+    /// Captures warnings and errors on this thread until the guard is dropped.
     pub fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+        Captured::install_at(tracing::Level::WARN)
+    }
+
+    /// Captures everything up to `level` on this thread, spans' creation included (as a line
+    /// `name{fields}: new`), until the guard is dropped.
+    pub fn install_at(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
         // tracing-core caches whether a call site is enabled when it is first hit. With a
         // single live dispatcher it asks only the hitting thread's default, which for a thread
         // of another test's runtime is "none": the call site would then be disabled for every
         // capture until the next dispatcher registers. A second dispatcher that lives for the
         // whole process makes it ask all of them.
         static KEEP: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
-        KEEP.get_or_init(|| tracing::Dispatch::new(Capture(Captured::default())));
+        KEEP.get_or_init(|| {
+            tracing::Dispatch::new(Captured::default().subscriber(tracing::Level::WARN))
+        });
         let captured = Captured::default();
-        let guard = tracing::subscriber::set_default(Capture(captured.clone()));
+        let guard = tracing::subscriber::set_default(captured.subscriber(level));
         (captured, guard)
     }
 
-    /// Every event so far, one line each: the message then `field=value` pairs.
+    fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        tracing_subscriber::fmt()
+            .with_writer(self.clone())
+            .with_max_level(level)
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+            .finish()
+    }
+
+    /// Every line so far, trimmed: the level, the span context, the message, then
+    /// `field=value` pairs.
     pub fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        let bytes = self.0.lock().unwrap();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .collect()
     }
 }
 
-struct Capture(Captured);
+/// Appends to the capture; `tracing-subscriber` writes each line in one call.
+#[derive(Debug)]
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
 
-struct Line(String);
-
-impl tracing::field::Visit for Line {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        use std::fmt::Write;
-        if field.name() == "message" {
-            let _ = write!(self.0, "{value:?}");
-        } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
-        }
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        *metadata.level() <= tracing::Level::WARN
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = CaptureWriter;
+    fn make_writer(&'a self) -> CaptureWriter {
+        CaptureWriter(self.0.clone())
     }
-    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
-        Some(tracing::level_filters::LevelFilter::WARN)
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = Line(format!("{} ", event.metadata().level()));
-        event.record(&mut line);
-        (self.0).0.lock().unwrap().push(line.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
