@@ -549,6 +549,39 @@ mod tests {
     }
 
     #[test]
+    fn a_registered_scheduler_is_selected_by_name_like_a_built_in_one() {
+        use crate::scheduler::{BasicFifo, register_scheduler, registered_schedulers};
+        register_scheduler("Builder-Test-Basic", BasicFifo::default).unwrap();
+        assert!(registered_schedulers().contains(&"builder-test-basic".to_owned()));
+        // From the environment, case and spaces aside.
+        let rt = env(&[
+            ("RUNTIME_SCHEDULER", " builder-test-basic "),
+            ("RUNTIME_WORKER_THREADS", "1"),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(rt.scheduler(), "builder-test-basic");
+        assert_eq!(
+            rt.block_on(async { crate::spawn(async { 5 }).await })
+                .unwrap(),
+            5
+        );
+        // An unknown name lists the registered ones beside the built-in ones.
+        let msg = Builder::new()
+            .scheduler_name("nope")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("builder-test-basic"), "{msg}");
+        assert!(msg.contains("worksteal"), "{msg}");
+        // Built-in and empty names cannot be taken.
+        for name in ["fifo", " Priority ", ""] {
+            let e = register_scheduler(name, BasicFifo::default).unwrap_err();
+            assert_eq!(e.kind(), BuildErrorKind::InvalidSetting, "{name:?}");
+        }
+    }
+
+    #[test]
     fn unknown_scheduler_names_the_variable_the_value_and_the_choices() {
         let e = env(&[("RUNTIME_SCHEDULER", "bogus")]).build().unwrap_err();
         assert_eq!(e.kind(), BuildErrorKind::InvalidSetting);

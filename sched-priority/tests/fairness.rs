@@ -196,3 +196,39 @@ fn bands_map_priorities_and_nonsense_is_rejected() {
             .contains("most urgent down")
     );
 }
+
+/// Bands are not capped in number, and each reports its polls under its own name.
+#[test]
+fn many_bands_report_polls_under_their_own_names() {
+    within(|| {
+        let bands: Vec<Band> = (0..12u8)
+            .rev()
+            .map(|i| Band::new(format!("tier{i}"), i * 20, 1))
+            .collect();
+        let config = PriorityConfig {
+            bands,
+            accounting: Accounting::PollCount,
+            ..PriorityConfig::default()
+        };
+        let rt = runtime(config, 1);
+        let done = Arc::new(AtomicU64::new(0));
+        for i in 0..12u8 {
+            let done = done.clone();
+            spawn_at(rt.handle(), i * 20, async move {
+                done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        while done.load(Ordering::SeqCst) < 12 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let m = rt.metrics();
+        for i in 0..12 {
+            assert_eq!(
+                m.scheduler_counter(&format!("tier{i}_polls")),
+                Some(1),
+                "{:?}",
+                m.scheduler
+            );
+        }
+    });
+}
