@@ -213,10 +213,11 @@ pub trait Scheduler: Send + Sync + 'static {
     /// Core calls it with worker `worker`'s state once that worker has stopped (on its own
     /// thread as it exits, or, for a worker that is not running, on the thread that shuts the
     /// runtime down or that scheduled a task while it was closing). It must return the tasks in
-    /// `local` and those in state shared by all workers; a task that was never returned is
-    /// dropped with the policy, and its future with it. The default is
-    /// `next(worker, local)`: right for any policy whose `next` looks at every queue a task
-    /// can be in.
+    /// `local` and those in state shared by all workers; a task it never returns is never
+    /// dropped (it holds its runtime's shared state, which holds the policy: a leak).
+    ///
+    /// The default is `next(worker, local)`: right for any policy whose `next` looks at every
+    /// queue a task can be in.
     fn drain(&self, worker: usize, local: &mut Self::Local) -> Option<Runnable> {
         self.next(worker, local)
     }

@@ -52,11 +52,16 @@ impl Shared {
     /// the calling thread's worker identity if it is one of this runtime's workers.
     #[inline]
     pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
-        let notify = self.sched.schedule_task(self, task, reason, here);
+        let Some(notify) = self.sched.schedule_task(self, task, reason, here) else {
+            // Closed: the task was dropped, nothing was queued. (Draining here could deadlock:
+            // this may be a destructor running inside a drain that holds a state's lock.)
+            return;
+        };
         if here.is_some() {
-            // On one of our workers there is no race with shutdown: this worker drains (its own
-            // state and the shared queues) when it exits, after this call. So no fence is needed unless someone must be woken (and with a
-            // single worker, the caller is the one that will run the task).
+            // On one of our workers there is no race with shutdown: this worker drains (its
+            // own state and the shared queues) when it stops, after this call. So no fence is
+            // needed unless someone must be woken (and with a single worker, the caller is the
+            // one that will run the task).
             if notify != Notify::None && self.workers > 1 {
                 std::sync::atomic::fence(Ordering::SeqCst);
                 self.notify(notify);
@@ -64,7 +69,7 @@ impl Shared {
             return;
         }
         // Pairs with the fences of the parking protocol (idle.rs) and with the `closed` store of
-        // shutdown (step 5 there).
+        // shutdown (step 5 in runtime.rs).
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.closed.load(Ordering::Relaxed) {
             self.drain_stopped();

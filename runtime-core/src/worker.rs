@@ -41,15 +41,15 @@ pub(crate) trait MainTask {
 }
 
 pub(crate) trait DynScheduler: Send + Sync + 'static {
-    /// Hands a runnable task to the policy (or drops it if the runtime is closed) and returns
-    /// whom to wake.
+    /// Hands a runnable task to the policy and returns whom to wake; `None` if the runtime is
+    /// closed (the task was dropped instead).
     fn schedule_task(
         &self,
         shared: &Shared,
         task: Runnable,
         reason: ScheduleReason,
         here: Option<WorkerRef>,
-    ) -> Notify;
+    ) -> Option<Notify>;
     fn new_state(&self, index: usize) -> WorkerState;
     /// Runs worker `index` until the runtime closes or `main` completes.
     fn run_worker(
@@ -74,13 +74,13 @@ impl<S: Scheduler> DynScheduler for S {
         task: Runnable,
         reason: ScheduleReason,
         here: Option<WorkerRef>,
-    ) -> Notify {
+    ) -> Option<Notify> {
         if shared.is_closed() {
             drop(task);
-            return Notify::None;
+            return None;
         }
         let Some(w) = here else {
-            return self.schedule(task, ScheduleInfo::new(reason, None), None);
+            return Some(self.schedule(task, ScheduleInfo::new(reason, None), None));
         };
         let info = ScheduleInfo::new(reason, Some(w.index));
         // `here` is this thread's `WorkerRef` for this very runtime (the caller checked the
@@ -89,10 +89,10 @@ impl<S: Scheduler> DynScheduler for S {
         // `WorkerRef` is installed: the whole time we are on this thread inside that loop.
         // SAFETY: per the above, a valid `RefCell<S::Local>` that outlives this call.
         let cell = unsafe { &*(w.local as *const RefCell<S::Local>) };
-        match cell.try_borrow_mut() {
+        Some(match cell.try_borrow_mut() {
             Ok(mut local) => self.schedule(task, info, Some(&mut local)),
             Err(_) => self.schedule(task, info, None),
-        }
+        })
     }
 
     fn new_state(&self, index: usize) -> WorkerState {

@@ -337,3 +337,54 @@ pub fn polls_spawns_and_completions_are_traced(policy: Core) {
         assert!(event("DEBUG", "task completed"), "{lines:#?}");
     });
 }
+
+/// A future whose destructor wakes another task, dropped by the drain at shutdown: the wake
+/// finds the runtime closed and drops that task too. Nothing hangs (the drain holds a worker
+/// state's lock while it drops tasks), and every future is dropped once.
+pub fn destructors_that_wake_tasks_during_shutdown(policy: Core) {
+    /// Wakes the task that registered in `slot` when dropped.
+    struct WakeOnDrop(Arc<Mutex<Option<std::task::Waker>>>);
+    impl Drop for WakeOnDrop {
+        fn drop(&mut self) {
+            if let Some(w) = self.0.lock().unwrap().take() {
+                w.wake();
+            }
+        }
+    }
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            let rt = policy.runtime(workers);
+            let drops = DropCounter::new();
+            let n = 50;
+            let slots: Vec<_> = (0..n).map(|_| Arc::new(Mutex::new(None))).collect();
+            let registered = Arc::new(AtomicUsize::new(0));
+            for slot in &slots {
+                let (slot, registered) = (slot.clone(), registered.clone());
+                rt.spawn(drops.wrap(std::future::poll_fn(move |cx| {
+                    if slot.lock().unwrap().replace(cx.waker().clone()).is_none() {
+                        registered.fetch_add(1, Ordering::SeqCst);
+                    }
+                    std::task::Poll::<()>::Pending
+                })));
+            }
+            let (d, r) = (drops.clone(), registered.clone());
+            // Wait (on the runtime) until every waiter has registered, then queue the waking
+            // futures from a worker and leave them queued.
+            rt.block_on(async move {
+                while r.load(Ordering::SeqCst) < n {
+                    yield_now().await;
+                }
+                let h = Handle::try_current().unwrap();
+                for slot in slots {
+                    let waker = WakeOnDrop(slot);
+                    h.spawn(d.wrap(async move {
+                        let _waker = waker;
+                        std::future::pending::<()>().await
+                    }));
+                }
+            });
+            drop(rt);
+            assert_eq!(drops.drops(), 2 * n, "{workers} workers");
+        }
+    });
+}
