@@ -108,6 +108,7 @@ mod metrics;
 mod park;
 mod runtime;
 mod scheduler;
+mod service;
 mod shared;
 mod sync;
 mod task;

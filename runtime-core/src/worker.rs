@@ -17,16 +17,10 @@ use std::time::Instant;
 
 use crate::context::{self, WorkerRef};
 use crate::scheduler::{MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};
+use crate::service::Service;
 use crate::shared::Shared;
 use crate::task::{Runnable, TaskMeta};
 use crate::watchdog::{MAIN_POLL, PollMark};
-
-/// How many task polls a busy worker makes between two non-blocking driver polls.
-pub(crate) const DRIVER_INTERVAL: u32 = 61;
-
-/// How many task polls a busy worker makes between two looks at the clock for a due timer
-/// (every poll when the policy times its polls anyway).
-const TIMER_CHECK_INTERVAL: u32 = 8;
 
 /// One worker's policy state, type-erased: a `RefCell<S::Local>` for the runtime's scheduler
 /// `S`. Boxed, so that its address (which `WorkerRef::local` holds) does not move.
@@ -164,7 +158,8 @@ fn run<S: Scheduler>(
     let mut searching = false;
     // On the sleepers list, having announced that it will park.
     let mut registered = false;
-    let mut tick: u32 = 0;
+    // When to service the driver between polls (service.rs).
+    let mut service = Service::new();
 
     while !shared.is_closed() {
         if let Some(m) = main.as_deref_mut() {
@@ -177,6 +172,7 @@ fn run<S: Scheduler>(
                 if done {
                     break;
                 }
+                service.after_poll(&shared.parking, None);
             }
         }
         let task = sched.next(index, &mut cell.borrow_mut());
@@ -193,7 +189,6 @@ fn run<S: Scheduler>(
                         shared.notify(Notify::Any);
                     }
                 }
-                tick = tick.wrapping_add(1);
                 let now = if accounts {
                     let priority = task.metadata().priority();
                     let start = Instant::now();
@@ -205,18 +200,7 @@ fn run<S: Scheduler>(
                     shared.run_task(index, task);
                     None
                 };
-                // Core's own due-timer check, for every policy: with the time if the poll was
-                // timed, else a clock read every few polls; and the driver every 61 polls.
-                if tick % DRIVER_INTERVAL == 0 {
-                    shared.parking.poll_driver();
-                } else if let Some(now) = now.or_else(|| {
-                    (tick % TIMER_CHECK_INTERVAL == 0 && shared.parking.has_timer_hint())
-                        .then(Instant::now)
-                }) {
-                    if shared.parking.timer_due(now) {
-                        shared.parking.poll_driver();
-                    }
-                }
+                service.after_poll(&shared.parking, now);
             }
             None if !registered => {
                 // Announce, then look once more before sleeping (no lost wake-up).
@@ -227,6 +211,7 @@ fn run<S: Scheduler>(
             None => {
                 crate::metrics::bump(&shared.counters.workers[index].parks, true);
                 shared.parking.park(index);
+                service.parked();
                 searching = idle.transition_from_parked(index);
                 registered = false;
                 shared.worker_resumed();
