@@ -11,6 +11,8 @@ thread_local! {
     static CONTEXT: Context = const {
         Context {
             handle: RefCell::new(None),
+            depth: Cell::new(0),
+            orphans: RefCell::new(Vec::new()),
             driving: Cell::new(false),
         }
     };
@@ -22,6 +24,13 @@ thread_local! {
 struct Context {
     /// The runtime that `spawn` and resources use on this thread.
     handle: RefCell<Option<Handle>>,
+    /// How many [`EnterGuard`]s are alive on this thread: each guard remembers the depth it
+    /// made, so that one dropped out of order is caught.
+    depth: Cell<usize>,
+    /// Guards dropped out of order, as (depth, the handle they would have restored): when the
+    /// guard above them goes, the context skips down past them, so the right runtime (or none)
+    /// is current again once every guard is gone.
+    orphans: RefCell<Vec<(usize, Option<Handle>)>>,
     /// Set while this thread drives a runtime (a worker loop or `block_on`): blocking on another
     /// future here would stall that runtime, so `block_on` refuses.
     driving: Cell<bool>,
@@ -84,9 +93,15 @@ pub fn is_driving() -> bool {
 }
 
 /// Restores the previously installed handle when dropped.
+///
+/// Guards must be dropped in the reverse order of their creation (as tokio's): dropping one
+/// while a guard made after it is still alive panics. The context is still put right: once the
+/// newer guard goes too, the runtime that was current before the older one is current again.
 #[must_use = "the handle is uninstalled when the guard is dropped"]
 pub struct EnterGuard {
     prev: Option<Handle>,
+    /// The thread's guard depth once this guard was made.
+    depth: usize,
     // Not Send: the guard must be dropped on the thread that made it.
     _not_send: std::marker::PhantomData<*const ()>,
 }
@@ -98,17 +113,50 @@ impl fmt::Debug for EnterGuard {
 }
 
 pub(crate) fn enter(handle: Handle) -> EnterGuard {
-    let prev = CONTEXT.with(|c| c.handle.replace(Some(handle)));
+    let (prev, depth) = CONTEXT.with(|c| {
+        c.depth.set(c.depth.get() + 1);
+        (c.handle.replace(Some(handle)), c.depth.get())
+    });
     EnterGuard {
         prev,
+        depth,
         _not_send: std::marker::PhantomData,
     }
 }
 
+/// The message of the panic when [`EnterGuard`]s are dropped out of order.
+pub const GUARDS_OUT_OF_ORDER: &str = "`EnterGuard` values were dropped out of order: guards \
+     returned by `Runtime::enter()` / `Handle::enter()` must be dropped in the reverse order of \
+     their creation (keep each in a scope of its own, or drop the newest first)";
+
 impl Drop for EnterGuard {
     fn drop(&mut self) {
         let prev = self.prev.take();
-        let _ = CONTEXT.try_with(|c| c.handle.replace(prev));
+        let in_order = CONTEXT
+            .try_with(|c| {
+                if c.depth.get() != self.depth {
+                    // A newer guard is alive: it stays in charge; it restores our `prev`.
+                    c.orphans.borrow_mut().push((self.depth, prev));
+                    return false;
+                }
+                let (mut restore, mut depth) = (prev, self.depth - 1);
+                let mut orphans = c.orphans.borrow_mut();
+                while let Some(i) = orphans.iter().position(|(d, _)| *d == depth) {
+                    restore = orphans.swap_remove(i).1;
+                    depth -= 1;
+                }
+                drop(orphans);
+                c.depth.set(depth);
+                // The handle replaced here may be a runtime's last: dropped outside the borrow.
+                let replaced = c.handle.replace(restore);
+                drop(replaced);
+                true
+            })
+            .unwrap_or(true);
+        // While already unwinding, a second panic would abort: then only the context is fixed.
+        if !in_order && !std::thread::panicking() {
+            panic!("{GUARDS_OUT_OF_ORDER}");
+        }
     }
 }
 

@@ -118,7 +118,7 @@ mod worker;
 pub use async_task;
 pub use basic::BasicFifo;
 pub use config::{Config, Extensions, SpawnOptions};
-pub use context::{EnterGuard, NESTED_BLOCK_ON, NoRuntime};
+pub use context::{EnterGuard, GUARDS_OUT_OF_ORDER, NESTED_BLOCK_ON, NoRuntime};
 pub use coop::{YieldNow, yield_now};
 pub use handle::{Handle, pool_task};
 pub use idle::MAX_WORKERS;

@@ -404,6 +404,41 @@ pub fn spawn_outside_runtime_fails(make: Make) {
     );
 }
 
+/// Nested `enter` guards dropped in order restore each runtime in turn; dropped out of order,
+/// the older guard panics with a message saying so, and once both runtimes are gone a spawn
+/// outside any runtime still panics with the usual message (instead of a stale runtime
+/// silently cancelling it).
+pub fn enter_guards_restore_in_order_and_panic_out_of_order(make: Make) {
+    let (a, b) = (rt(make, 1), rt(make, 0));
+    {
+        let _ga = a.enter();
+        {
+            let _gb = b.enter();
+            assert!(
+                facade::Handle::current()
+                    .as_core()
+                    .ptr_eq(b.handle().as_core())
+            );
+        }
+        assert!(
+            facade::Handle::current()
+                .as_core()
+                .ptr_eq(a.handle().as_core())
+        );
+    }
+    assert!(facade::Handle::try_current().is_err());
+
+    let ga = a.enter();
+    let gb = b.enter();
+    let p = catch_unwind(AssertUnwindSafe(move || drop(ga))).unwrap_err();
+    let msg = panic_message(&*p);
+    assert!(msg.contains("dropped out of order"), "{msg}");
+    drop(gb);
+    drop((a, b));
+    let p = catch_unwind(|| drop(facade::spawn(async {}))).unwrap_err();
+    assert!(panic_message(&*p).contains("outside a runtime"));
+}
+
 pub fn spawn_after_shutdown_is_cancelled(make: Make) {
     for workers in SHAPES {
         let rt = rt(make, workers);
