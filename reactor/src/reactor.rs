@@ -173,7 +173,9 @@ impl Reactor {
         for s in sources {
             s.dispatch(true, true, &mut wakers);
         }
-        wakers.into_iter().for_each(Waker::wake);
+        for w in wakers {
+            runtime_core::fault::wake_contained(w, "the waker of an I/O source (at shutdown)");
+        }
         self.wake();
     }
 
@@ -238,7 +240,7 @@ impl Poller {
         }
         let n = wakers.len();
         for w in wakers.drain(..) {
-            w.wake();
+            runtime_core::fault::wake_contained(w, "the waker of an I/O source");
         }
         Ok(n)
     }

@@ -102,6 +102,7 @@ mod block_on;
 mod config;
 pub mod context;
 pub mod coop;
+pub mod fault;
 mod handle;
 mod idle;
 mod metrics;

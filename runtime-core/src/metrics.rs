@@ -30,6 +30,8 @@ pub(crate) struct Counters {
     pub(crate) workers: Box<[Slot]>,
     /// Spawns and completions that happen off the workers (foreign threads, shutdown).
     pub(crate) foreign: Slot,
+    /// Panics caught where the runtime called into code that is not its own (see fault.rs).
+    pub(crate) caught_panics: AtomicU64,
 }
 
 impl Counters {
@@ -37,6 +39,7 @@ impl Counters {
         Counters {
             workers: (0..workers).map(|_| Slot::default()).collect(),
             foreign: Slot::default(),
+            caught_panics: AtomicU64::new(0),
         }
     }
 
@@ -76,6 +79,7 @@ impl Counters {
             tasks_polled: sum(|w| w.polls),
             tasks_alive: 0,
             slow_polls: 0,
+            caught_panics: self.caught_panics.load(Relaxed),
             workers,
             scheduler: Vec::new(),
         }
@@ -97,6 +101,10 @@ pub struct RuntimeMetrics {
     /// Polls that the watchdog reported for blocking a worker longer than its threshold
     /// (always 0 with the watchdog off).
     pub slow_polls: u64,
+    /// Panics the runtime caught and reported (a `tracing` ERROR each) where it called code
+    /// that is not its own: a waker woken by the driver (a timer, I/O readiness), a policy's
+    /// method. A task's own panic is not counted here: it goes to its `JoinHandle`.
+    pub caught_panics: u64,
     /// Per-worker counters, by worker index.
     pub workers: Vec<WorkerMetrics>,
     /// The scheduling policy's own counters, summed over the workers (for instance

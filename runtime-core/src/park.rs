@@ -123,6 +123,32 @@ impl fmt::Debug for Parking {
     }
 }
 
+impl SharedDriver {
+    /// The driver, unless another worker holds it. A panic in a driver is caught (`park`
+    /// below), so the lock is never poisoned by one; it would be by a panic of ours in between,
+    /// and the driver stays usable then (its state is its own), so poisoning is cleared.
+    fn try_take(&self) -> Option<std::sync::MutexGuard<'_, Box<dyn Driver>>> {
+        match self.driver.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+            Err(std::sync::TryLockError::Poisoned(e)) => {
+                self.driver.clear_poison();
+                Some(e.into_inner())
+            }
+        }
+    }
+
+    /// Runs the driver; a panic out of it (a waker it woke, a policy it scheduled into, its own
+    /// code) is caught and reported, and the worker goes on.
+    fn park(&self, driver: &mut dyn Driver, timeout: Option<Duration>) {
+        let parked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.park(timeout)));
+        if let Err(payload) = parked {
+            crate::fault::report_panic("the I/O and timer driver", &*payload);
+        }
+    }
+}
+
 impl Parking {
     pub(crate) fn new(workers: usize, driver: Option<Box<dyn Driver>>) -> Parking {
         Parking {
@@ -151,7 +177,7 @@ impl Parking {
             return;
         }
         if let Some(shared) = &self.driver {
-            if let Ok(mut driver) = shared.driver.try_lock() {
+            if let Some(mut driver) = shared.try_take() {
                 if p.state
                     .compare_exchange(EMPTY, PARKED_DRIVER, SeqCst, SeqCst)
                     .is_err()
@@ -160,7 +186,7 @@ impl Parking {
                     p.state.store(EMPTY, SeqCst);
                     return;
                 }
-                driver.park(None);
+                shared.park(&mut **driver, None);
                 p.state.store(EMPTY, SeqCst);
                 return;
             }
@@ -217,8 +243,8 @@ impl Parking {
     /// worker holds the driver.
     pub(crate) fn poll_driver(&self) {
         if let Some(shared) = &self.driver {
-            if let Ok(mut driver) = shared.driver.try_lock() {
-                driver.park(Some(Duration::ZERO));
+            if let Some(mut driver) = shared.try_take() {
+                shared.park(&mut **driver, Some(Duration::ZERO));
             }
         }
     }

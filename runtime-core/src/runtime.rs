@@ -120,7 +120,10 @@ impl Runtime {
         if current_thread {
             return Ok(rt);
         }
+        // Workers report where the runtime's creator traces (as the watchdog does).
+        let dispatch = crate::fault::creators_subscriber();
         for index in 0..workers {
+            let dispatch = dispatch.clone();
             let mut builder = thread::Builder::new().name((config.thread_name)(index));
             if let Some(size) = config.thread_stack_size {
                 builder = builder.stack_size(size);
@@ -142,9 +145,11 @@ impl Runtime {
                 let _driving = context::enter_driving();
                 // Dropped (state back, drained) before the thread counts itself out.
                 let lease = StateLease::take(&shared2, index).expect("each worker starts once");
-                shared2
-                    .sched
-                    .run_worker(&shared2, index, lease.state(), None);
+                crate::fault::with_subscriber(dispatch.as_ref(), || {
+                    shared2
+                        .sched
+                        .run_worker(&shared2, index, lease.state(), None)
+                });
             });
             match spawned {
                 Ok(t) => rt.threads.push(t),

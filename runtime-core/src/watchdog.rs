@@ -170,14 +170,10 @@ struct Seen {
 pub(crate) fn start(shared: Arc<Shared>, name: String) -> std::io::Result<thread::JoinHandle<()>> {
     // Reports go where the runtime's creator sends its traces: a scoped subscriber set around
     // the runtime's construction applies to them too (otherwise the global one, as usual).
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    let dispatch = (!dispatch.is::<tracing::subscriber::NoSubscriber>()).then_some(dispatch);
+    let dispatch = crate::fault::creators_subscriber();
     thread::Builder::new()
         .name(name)
-        .spawn(move || match dispatch {
-            Some(d) => tracing::dispatcher::with_default(&d, || run(&shared)),
-            None => run(&shared),
-        })
+        .spawn(move || crate::fault::with_subscriber(dispatch.as_ref(), || run(&shared)))
 }
 
 fn run(shared: &Shared) {

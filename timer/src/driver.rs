@@ -88,7 +88,9 @@ impl Timers {
             self.publish_hint(wheel.next_deadline());
         }
         let n = wakers.len();
-        wakers.into_iter().for_each(Waker::wake);
+        for w in wakers {
+            runtime_core::fault::wake_contained(w, "the waker of a timer");
+        }
         n
     }
 
@@ -190,6 +192,8 @@ impl Timers {
             wheel.poll(u64::MAX, |w| out.push(w));
             out
         };
-        wakers.into_iter().for_each(Waker::wake);
+        for w in wakers {
+            runtime_core::fault::wake_contained(w, "the waker of a timer (at shutdown)");
+        }
     }
 }
