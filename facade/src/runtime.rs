@@ -96,9 +96,15 @@ impl Runtime {
         self.core().metrics()
     }
 
-    /// The scheduler's name (`"fifo"`, …, `"custom"`).
-    pub fn scheduler(&self) -> &str {
-        &self.scheduler
+    /// The name of the scheduling policy in use: the one it was built with (`"fifo"`,
+    /// `"worksteal"`, `"priority"`, a registered name, or a custom policy's own name), or
+    /// `"basic-fifo"` once that policy has been ejected for a fault (see
+    /// [`RuntimeMetrics::ejection`](crate::RuntimeMetrics)).
+    pub fn scheduler(&self) -> String {
+        if self.handle.inner.policy_ejected() {
+            return self.handle.inner.scheduler_name();
+        }
+        self.scheduler.clone()
     }
 
     /// Shuts down, waiting at most `timeout` for a worker that is stuck inside a poll.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 
-use crate::shared::{Shared, StateLease};
+use crate::shared::Shared;
 use crate::sync::lock_unpoisoned as lock;
 use crate::worker::MainTask;
 
@@ -23,19 +23,21 @@ pub(crate) fn block_on_current_thread<F: Future>(shared: &Arc<Shared>, future: F
     });
     let waker = Waker::from(waker_state.clone());
     loop {
-        if let Some(lease) = StateLease::take(shared, 0) {
+        if let Some(driving) = CtDriving::claim(shared) {
             let mut main = Main {
                 future: future.as_mut(),
                 state: &waker_state,
                 waker: &waker,
                 output: None,
+                panic: None,
             };
-            // The lease gives worker 0's state back when the run ends, even by a panic
-            // unwinding out of the main future, for the next `block_on`.
-            shared
-                .sched
-                .run_worker(shared, 0, lease.state(), Some(&mut main));
-            drop(lease);
+            crate::shared::drive(shared, 0, Some(&mut main));
+            // Worker 0 is free again (for the next `block_on`) before the main future's
+            // panic, if any, goes on.
+            drop(driving);
+            if let Some(p) = main.panic {
+                std::panic::resume_unwind(p);
+            }
             if let Some(out) = main.output {
                 return out;
             }
@@ -43,15 +45,39 @@ pub(crate) fn block_on_current_thread<F: Future>(shared: &Arc<Shared>, future: F
         }
         // Another thread drives the runtime: poll our future here until it completes or the
         // worker becomes free.
-        lock(&shared.state_waiters).push(thread::current());
+        lock(&shared.ct_waiters).push(thread::current());
         if waker_state.woken.swap(false, Ordering::AcqRel) {
             let mut cx = Context::from_waker(&waker);
             if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
                 return out;
             }
         }
-        if lock(&shared.states[0]).is_none() {
+        if *lock(&shared.ct_driven) {
             thread::park();
+        }
+    }
+}
+
+/// Worker 0 of a current-thread runtime, claimed by one `block_on`; released (and the threads
+/// waiting for it woken) when dropped.
+struct CtDriving<'a>(&'a Shared);
+
+impl<'a> CtDriving<'a> {
+    fn claim(shared: &'a Shared) -> Option<CtDriving<'a>> {
+        let mut driven = lock(&shared.ct_driven);
+        if *driven {
+            return None;
+        }
+        *driven = true;
+        Some(CtDriving(shared))
+    }
+}
+
+impl Drop for CtDriving<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.ct_driven) = false;
+        for t in lock(&self.0.ct_waiters).drain(..) {
+            t.unpark();
         }
     }
 }
@@ -80,6 +106,7 @@ struct Main<'a, T> {
     state: &'a MainWaker,
     waker: &'a Waker,
     output: Option<T>,
+    panic: Option<crate::worker::Panic>,
 }
 
 impl<T> MainTask for Main<'_, T> {
@@ -89,12 +116,23 @@ impl<T> MainTask for Main<'_, T> {
 
     fn poll(&mut self) -> bool {
         let mut cx = Context::from_waker(self.waker);
-        match self.future.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.future.as_mut().poll(&mut cx)
+        }));
+        match polled {
+            Ok(Poll::Ready(v)) => {
                 self.output = Some(v);
                 true
             }
-            Poll::Pending => false,
+            Ok(Poll::Pending) => false,
+            Err(p) => {
+                self.panic = Some(p);
+                true
+            }
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.output.is_some() || self.panic.is_some()
     }
 }

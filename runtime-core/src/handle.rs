@@ -181,6 +181,7 @@ impl Handle {
     pub fn metrics(&self) -> RuntimeMetrics {
         let mut m = self.shared.counters.snapshot();
         m.tasks_alive = m.tasks_spawned.saturating_sub(m.tasks_completed);
+        m.ejection = self.shared.policy.ejection();
         m.scheduler = self.policy_counters(None);
         for (i, w) in m.workers.iter_mut().enumerate() {
             w.scheduler = self.policy_counters(Some(i));
@@ -194,8 +195,11 @@ impl Handle {
 
     fn policy_counters(&self, worker: Option<usize>) -> Vec<(String, u64)> {
         let mut out = Vec::new();
-        self.shared.sched.metrics(worker, &mut |name: &str, value| {
-            out.push((name.to_owned(), value))
+        let shared = &self.shared;
+        shared.policy.with_primary(shared, "metrics", |p| {
+            p.metrics(worker, &mut |name: &str, value| {
+                out.push((name.to_owned(), value))
+            })
         });
         out
     }
@@ -228,8 +232,15 @@ impl Handle {
     }
 
     /// The name of the scheduling policy ([`Scheduler::name`](crate::Scheduler::name)).
-    pub fn scheduler_name(&self) -> &str {
-        self.shared.sched.name()
+    ///
+    /// After an ejection (see [`RuntimeMetrics::ejection`]), the fallback's: `basic-fifo`.
+    pub fn scheduler_name(&self) -> String {
+        self.shared.policy.name_in_use()
+    }
+
+    /// Whether the runtime's policy was ejected for a fault (cheaper than [`Handle::metrics`]).
+    pub fn policy_ejected(&self) -> bool {
+        self.shared.policy.is_ejected()
     }
 
     /// Whether two handles refer to the same runtime.

@@ -80,6 +80,7 @@ impl Counters {
             tasks_alive: 0,
             slow_polls: 0,
             caught_panics: self.caught_panics.load(Relaxed),
+            ejection: None,
             workers,
             scheduler: Vec::new(),
         }
@@ -105,6 +106,9 @@ pub struct RuntimeMetrics {
     /// that is not its own: a waker woken by the driver (a timer, I/O readiness), a policy's
     /// method. A task's own panic is not counted here: it goes to its `JoinHandle`.
     pub caught_panics: u64,
+    /// The scheduling policy's ejection, if it failed (see `Ejection`): since then the runtime
+    /// schedules with the built-in FIFO policy.
+    pub ejection: Option<crate::Ejection>,
     /// Per-worker counters, by worker index.
     pub workers: Vec<WorkerMetrics>,
     /// The scheduling policy's own counters, summed over the workers (for instance

@@ -42,7 +42,7 @@ use crate::idle::Idle;
 use crate::metrics::{Counters, RuntimeMetrics};
 use crate::park::Parking;
 use crate::scheduler::Scheduler;
-use crate::shared::{Shared, StateLease};
+use crate::shared::Shared;
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::JoinHandle;
 use crate::watchdog::Watchdog;
@@ -88,7 +88,7 @@ impl Runtime {
             .map(|i| Mutex::new(Some(scheduler.new_state(i))))
             .collect();
         let shared = Arc::new(Shared {
-            sched: Box::new(scheduler),
+            policy: crate::policy::Policy::new(Box::new(scheduler)),
             hooks,
             idle: Idle::new(workers),
             parking: Parking::new(workers, config.driver),
@@ -101,7 +101,8 @@ impl Runtime {
             alive: Mutex::new(0),
             exited: Condvar::new(),
             states,
-            state_waiters: Mutex::new(Vec::new()),
+            ct_driven: Mutex::new(false),
+            ct_waiters: Mutex::new(Vec::new()),
             extensions: config.extensions,
         });
         let mut rt = Runtime {
@@ -143,12 +144,8 @@ impl Runtime {
                     shared: shared2.clone(),
                 });
                 let _driving = context::enter_driving();
-                // Dropped (state back, drained) before the thread counts itself out.
-                let lease = StateLease::take(&shared2, index).expect("each worker starts once");
                 crate::fault::with_subscriber(dispatch.as_ref(), || {
-                    shared2
-                        .sched
-                        .run_worker(&shared2, index, lease.state(), None)
+                    crate::shared::drive(&shared2, index, None)
                 });
             });
             match spawned {
@@ -226,7 +223,7 @@ impl Runtime {
         for i in 0..shared.workers {
             shared.parking.unpark(i);
         }
-        for t in lock(&shared.state_waiters).drain(..) {
+        for t in lock(&shared.ct_waiters).drain(..) {
             t.unpark();
         }
         // A worker cannot wait for itself (the runtime dropped from inside one of its tasks).

@@ -2,6 +2,7 @@
 //! registry of live tasks, counters; and the paths every task takes through them (schedule,
 //! poll, completion, the drain at shutdown).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Thread;
@@ -12,14 +13,16 @@ use crate::context::{self, WorkerRef};
 use crate::idle::Idle;
 use crate::metrics::{Counters, bump};
 use crate::park::Parking;
-use crate::scheduler::{Hooks, Notify, ScheduleReason};
+use crate::policy::Policy;
+use crate::scheduler::{Hooks, Notify, ScheduleInfo, ScheduleReason, Scheduler};
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::{Runnable, TaskId, TaskMeta};
 use crate::watchdog::{PollMark, Watchdog};
-use crate::worker::{DynScheduler, WorkerState};
+use crate::worker::{DynScheduler, MainTask, WorkerState};
 
 pub(crate) struct Shared {
-    pub(crate) sched: Box<dyn DynScheduler>,
+    /// The policy, and the fallback it is replaced by if it fails (policy.rs).
+    pub(crate) policy: Policy,
     pub(crate) idle: Idle,
     pub(crate) parking: Parking,
     pub(crate) active: Active,
@@ -37,8 +40,10 @@ pub(crate) struct Shared {
     /// thread holds it). In current-thread mode, worker 0's state is here while no `block_on`
     /// drives it.
     pub(crate) states: Box<[Mutex<Option<WorkerState>>]>,
-    /// Current-thread mode: threads in `block_on` waiting for worker 0's state.
-    pub(crate) state_waiters: Mutex<Vec<Thread>>,
+    /// Current-thread mode: whether a `block_on` drives worker 0, and the threads in
+    /// `block_on` waiting for it to be free.
+    pub(crate) ct_driven: Mutex<bool>,
+    pub(crate) ct_waiters: Mutex<Vec<Thread>>,
     pub(crate) extensions: Extensions,
 }
 
@@ -52,30 +57,91 @@ impl Shared {
     /// the calling thread's worker identity if it is one of this runtime's workers.
     #[inline]
     pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
-        let Some(notify) = self.sched.schedule_task(self, task, reason, here) else {
-            // Closed: the task was dropped, nothing was queued. (Draining here could deadlock:
-            // this may be a destructor running inside a drain that holds a state's lock.)
-            return;
-        };
-        if here.is_some() {
+        if here.is_none() || self.policy.is_ejected() {
+            return self.schedule_elsewhere(task, reason);
+        }
+        // This thread is in the policy's worker loop (`here` is set only there, and a worker
+        // switches to the fallback's loop only after seeing `ejected`).
+        // SAFETY: counted in the policy's loop, `ejected` unset (policy.rs).
+        let primary = unsafe { self.policy.primary() };
+        let scheduled = catch_unwind(AssertUnwindSafe(|| {
+            primary.schedule_task(self, task, reason, here)
+        }));
+        match scheduled {
             // On one of our workers there is no race with shutdown: this worker drains (its
             // own state and the shared queues) when it stops, after this call. So no fence is
             // needed unless someone must be woken (and with a single worker, the caller is the
             // one that will run the task).
-            if notify != Notify::None && self.workers > 1 {
+            Ok(Some(notify)) => {
+                if notify != Notify::None && self.workers > 1 {
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    self.notify(notify);
+                }
+            }
+            // Closed: the task was dropped, nothing was queued. (Draining here could deadlock:
+            // this may be a destructor running inside a drain that holds a state's lock.)
+            Ok(None) => {}
+            Err(p) => self.policy_panicked("schedule", p),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn policy_panicked(&self, method: &str, payload: crate::worker::Panic) {
+        self.policy.eject(self, method, &*payload);
+    }
+
+    /// `schedule` from a thread that is not one of this runtime's workers, or after an
+    /// ejection. Out of line: the worker-local path above is the hot one.
+    #[inline(never)]
+    fn schedule_elsewhere(&self, task: Runnable, reason: ScheduleReason) {
+        if !self.policy.enter(self) {
+            return self.schedule_fallback(task);
+        }
+        // SAFETY: counted in by `enter`, `ejected` unset.
+        let primary = unsafe { self.policy.primary() };
+        let scheduled = catch_unwind(AssertUnwindSafe(|| {
+            primary.schedule_task(self, task, reason, None)
+        }));
+        match scheduled {
+            Ok(Some(notify)) => {
+                // Pairs with the fences of the parking protocol (idle.rs) and with the
+                // `closed` store of shutdown (step 5 in runtime.rs).
                 std::sync::atomic::fence(Ordering::SeqCst);
+                if self.closed.load(Ordering::Relaxed) {
+                    self.policy.exit(self);
+                    self.drain_stopped();
+                    return;
+                }
                 self.notify(notify);
             }
+            Ok(None) => {}
+            Err(p) => self.policy_panicked("schedule", p),
+        }
+        self.policy.exit(self);
+    }
+
+    /// Schedules on the fallback policy (after an ejection), with the same shutdown race
+    /// handling as the policy's own foreign path.
+    pub(crate) fn schedule_fallback(&self, task: Runnable) {
+        if self.is_closed() {
+            drop(task);
             return;
         }
-        // Pairs with the fences of the parking protocol (idle.rs) and with the `closed` store of
-        // shutdown (step 5 in runtime.rs).
+        let info = ScheduleInfo::new(ScheduleReason::Wake, None);
+        let notify = self.policy.fallback.schedule(task, info, None);
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.closed.load(Ordering::Relaxed) {
-            self.drain_stopped();
+            self.drain_fallback();
             return;
         }
         self.notify(notify);
+    }
+
+    fn drain_fallback(&self) {
+        while let Some(task) = self.policy.fallback.drain(0, &mut ()) {
+            drop(task);
+        }
     }
 
     pub(crate) fn workers(&self) -> usize {
@@ -85,7 +151,7 @@ impl Shared {
     /// No worker can be in a poll: all of them are parked, or (current-thread mode) nobody is
     /// inside `block_on`. SeqCst, for the watchdog's dormancy protocol.
     pub(crate) fn nothing_to_watch(&self) -> bool {
-        self.idle.all_parked() || (self.current_thread && lock(&self.states[0]).is_some())
+        self.idle.all_parked() || (self.current_thread && !*lock(&self.ct_driven))
     }
 
     /// Out of line: the hot paths of spawn and completion only test whether a task has a name.
@@ -181,8 +247,12 @@ impl Shared {
         if meta.name().is_some() {
             self.named_task_done(id);
         }
-        if self.hooks.wants_task_ended() {
-            self.sched.task_ended(meta);
+        if self.hooks.wants_task_ended() && !self.policy.is_ejected() {
+            self.policy
+                .with_primary(self, "task_ended", |p| p.task_ended(meta));
+        }
+        if !completed {
+            crate::policy::note_cancelled();
         }
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
@@ -196,22 +266,35 @@ impl Shared {
     /// Worker `index`'s thread stops running it: its state goes back to `states`, and if the
     /// runtime is closing, everything the policy still holds that this state reaches is dropped
     /// (under the slot's lock, so a racing `drain_stopped` waits for it and then finds nothing).
+    ///
+    /// The caller is counted in the policy's loop (policy.rs): the policy is still there. After
+    /// an ejection the state is only put back: retiring the policy drains it.
     pub(crate) fn worker_stopped(&self, index: usize, state: WorkerState) {
         let mut slot = lock(&self.states[index]);
-        if self.is_closed() {
-            self.sched.drain_state(index, &state);
+        if self.is_closed() && !self.policy.is_ejected() {
+            // SAFETY: counted in the policy's loop, `ejected` unset.
+            let primary = unsafe { self.policy.primary() };
+            if let Err(p) = catch_unwind(AssertUnwindSafe(|| primary.drain_state(index, &state))) {
+                self.policy.eject(self, "drain", &*p);
+            }
         }
         *slot = Some(state);
     }
 
     /// Drains, with each worker's state that is not in use, every task the policy still holds
     /// (shutdown step 2 and 5). A worker that is still running drains when it stops.
+    ///
+    /// After an ejection, the fallback's queue (the ejected policy's states are drained when it
+    /// is retired).
     pub(crate) fn drain_stopped(&self) {
-        for (index, slot) in self.states.iter().enumerate() {
-            if let Some(state) = lock(slot).as_ref() {
-                self.sched.drain_state(index, state);
+        self.policy.with_primary(self, "drain", |primary| {
+            for (index, slot) in self.states.iter().enumerate() {
+                if let Some(state) = lock(slot).as_ref() {
+                    primary.drain_state(index, state);
+                }
             }
-        }
+        });
+        self.drain_fallback();
     }
 
     /// A worker thread has exited (after `worker_stopped`).
@@ -223,7 +306,6 @@ impl Shared {
 
 /// A worker's state, taken out of `Shared::states` by the thread that runs the worker; given
 /// back (and drained, if the runtime is closing) when the lease is dropped, even by a panic.
-/// In current-thread mode, the threads waiting in `block_on` for the state are then woken.
 pub(crate) struct StateLease<'a> {
     shared: &'a Shared,
     index: usize,
@@ -251,10 +333,40 @@ impl Drop for StateLease<'_> {
         if let Some(state) = self.state.take() {
             self.shared.worker_stopped(self.index, state);
         }
-        if self.shared.current_thread {
-            for t in lock(&self.shared.state_waiters).drain(..) {
-                t.unpark();
-            }
+    }
+}
+
+/// Runs worker `index` on this thread (a worker thread, or `block_on` in current-thread mode)
+/// until the runtime closes or `main` finishes: the policy's loop, and, if the policy is ejected
+/// meanwhile, the fallback's.
+pub(crate) fn drive<'m>(
+    shared: &Arc<Shared>,
+    index: usize,
+    mut main: Option<&mut (dyn MainTask + 'm)>,
+) {
+    let policy = &shared.policy;
+    if policy.enter_loop(shared) {
+        let lease = StateLease::take(shared, index).expect("one thread drives each worker");
+        // SAFETY: counted in the policy's loop, `ejected` unset.
+        let primary = unsafe { policy.primary() };
+        let ran = primary.run_worker(shared, index, lease.state(), main.as_deref_mut(), true);
+        if let Err(p) = ran {
+            policy.eject(shared, "next", &*p);
         }
+        // The state goes back while this thread still counts in the loop (policy.rs).
+        drop(lease);
+        policy.leave_loop(shared);
+    }
+    let finished = main.as_ref().is_some_and(|m| m.finished());
+    if finished || shared.is_closed() || !policy.is_ejected() {
+        return;
+    }
+    let state = policy.fallback.new_state(index);
+    if let Err(p) = policy
+        .fallback
+        .run_worker(shared, index, &state, main, false)
+    {
+        // The fallback is ours; a panic here is a bug of the runtime: report, do not hide it.
+        crate::fault::report_panic("the fallback policy", &*p);
     }
 }

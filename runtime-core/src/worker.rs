@@ -12,6 +12,7 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,9 +31,15 @@ pub(crate) type WorkerState = Box<dyn Any + Send>;
 pub(crate) trait MainTask {
     /// Whether the main future was woken since its last poll (clears the flag).
     fn take_woken(&self) -> bool;
-    /// Polls the main future; true once it has completed.
+    /// Polls the main future; true once it has completed (or panicked: the panic is kept for
+    /// `block_on` to resume once the worker is back in order).
     fn poll(&mut self) -> bool;
+    /// Whether it has completed or panicked.
+    fn finished(&self) -> bool;
 }
+
+/// A panic payload.
+pub(crate) type Panic = Box<dyn Any + Send>;
 
 pub(crate) trait DynScheduler: Send + Sync + 'static {
     /// Hands a runnable task to the policy and returns whom to wake; `None` if the runtime is
@@ -45,14 +52,19 @@ pub(crate) trait DynScheduler: Send + Sync + 'static {
         here: Option<WorkerRef>,
     ) -> Option<Notify>;
     fn new_state(&self, index: usize) -> WorkerState;
-    /// Runs worker `index` until the runtime closes or `main` completes.
-    fn run_worker(
+    /// Runs worker `index` until the runtime closes or `main` completes (or, for the runtime's
+    /// own policy, `primary`, until it is ejected). A panic out of the policy (`next`,
+    /// `account`) is caught and returned, after the worker's idle state is put back in order.
+    fn run_worker<'m>(
         &self,
         shared: &Arc<Shared>,
         index: usize,
         state: &WorkerState,
-        main: Option<&mut dyn MainTask>,
-    );
+        main: Option<&mut (dyn MainTask + 'm)>,
+        primary: bool,
+    ) -> Result<(), Panic>;
+    /// One `drain` call with worker `index`'s state.
+    fn drain_one(&self, index: usize, state: &WorkerState) -> Option<Runnable>;
     /// Drops every task that `drain` hands back with worker `index`'s state.
     fn drain_state(&self, index: usize, state: &WorkerState);
     fn task_ended(&self, task: &TaskMeta);
@@ -93,14 +105,22 @@ impl<S: Scheduler> DynScheduler for S {
         Box::new(RefCell::new(self.new_local(index)))
     }
 
-    fn run_worker(
+    fn run_worker<'m>(
         &self,
         shared: &Arc<Shared>,
         index: usize,
         state: &WorkerState,
-        main: Option<&mut dyn MainTask>,
-    ) {
-        run(self, shared, index, cell_of::<S>(state), main);
+        main: Option<&mut (dyn MainTask + 'm)>,
+        primary: bool,
+    ) -> Result<(), Panic> {
+        let cell = cell_of::<S>(state);
+        catch_unwind(AssertUnwindSafe(|| {
+            run(self, shared, index, cell, main, primary)
+        }))
+    }
+
+    fn drain_one(&self, index: usize, state: &WorkerState) -> Option<Runnable> {
+        self.drain(index, &mut cell_of::<S>(state).borrow_mut())
     }
 
     fn drain_state(&self, index: usize, state: &WorkerState) {
@@ -143,25 +163,30 @@ fn run<S: Scheduler>(
     shared: &Arc<Shared>,
     index: usize,
     cell: &RefCell<S::Local>,
-    mut main: Option<&mut dyn MainTask>,
+    mut main: Option<&mut (dyn MainTask + '_)>,
+    primary: bool,
 ) {
     let _worker = context::set_worker(WorkerRef {
         shared: Arc::as_ptr(shared),
         index,
         local: cell as *const RefCell<S::Local> as *const (),
     });
-    let accounts = shared.hooks.accounts_polls();
+    let accounts = primary && shared.hooks.accounts_polls();
     let idle = &shared.idle;
     shared.worker_resumed();
     let current = &shared.counters.workers[index].current;
     let mut main_polls: u64 = 0;
-    let mut searching = false;
-    // On the sleepers list, having announced that it will park.
-    let mut registered = false;
+    // Put back in order when the loop ends, even by a panic out of the policy.
+    let mut st = IdleState {
+        shared,
+        index,
+        searching: false,
+        registered: false,
+    };
     // When to service the driver between polls (service.rs).
     let mut service = Service::new();
 
-    while !shared.is_closed() {
+    while !(shared.is_closed() || primary && shared.policy.is_ejected()) {
         if let Some(m) = main.as_deref_mut() {
             if m.take_woken() {
                 // Watched like a task (watchdog.rs); successive polls publish different words.
@@ -178,13 +203,13 @@ fn run<S: Scheduler>(
         let task = sched.next(index, &mut cell.borrow_mut());
         match task {
             Some(task) => {
-                if registered {
-                    searching = idle.transition_from_parked(index);
-                    registered = false;
+                if st.registered {
+                    st.searching = idle.transition_from_parked(index);
+                    st.registered = false;
                     shared.worker_resumed();
                 }
-                if searching {
-                    searching = false;
+                if st.searching {
+                    st.searching = false;
                     if idle.transition_from_searching() {
                         shared.notify(Notify::Any);
                     }
@@ -202,27 +227,43 @@ fn run<S: Scheduler>(
                 };
                 service.after_poll(&shared.parking, now);
             }
-            None if !registered => {
+            None if !st.registered => {
                 // Announce, then look once more before sleeping (no lost wake-up).
-                idle.transition_to_parked(index, searching);
-                searching = false;
-                registered = true;
+                idle.transition_to_parked(index, st.searching);
+                st.searching = false;
+                st.registered = true;
             }
             None => {
                 crate::metrics::bump(&shared.counters.workers[index].parks, true);
                 shared.parking.park(index);
                 service.parked();
-                searching = idle.transition_from_parked(index);
-                registered = false;
+                st.searching = idle.transition_from_parked(index);
+                st.registered = false;
                 shared.worker_resumed();
             }
         }
     }
+}
 
-    if registered {
-        searching = idle.transition_from_parked(index);
-    }
-    if searching && idle.transition_from_searching() && !shared.is_closed() {
-        shared.notify(Notify::Any);
+/// A worker's place in the idle protocol (idle.rs), put back in order when its loop ends, by
+/// a return or by a panic out of the policy: off the sleepers list, and no longer searching
+/// (passing the search on), so the other workers' protocol is not left waiting on it.
+struct IdleState<'a> {
+    shared: &'a Shared,
+    index: usize,
+    searching: bool,
+    /// On the sleepers list, having announced that it will park.
+    registered: bool,
+}
+
+impl Drop for IdleState<'_> {
+    fn drop(&mut self) {
+        let idle = &self.shared.idle;
+        if self.registered {
+            self.searching = idle.transition_from_parked(self.index);
+        }
+        if self.searching && idle.transition_from_searching() && !self.shared.is_closed() {
+            self.shared.notify(Notify::Any);
+        }
     }
 }

@@ -181,3 +181,60 @@ fn join_handle_is_send_and_sync() {
     check::<runtime_core::JoinError>();
     check::<Handle>();
 }
+
+/// A policy whose `next` panics once: the runtime ejects it (the unsafe hand-over in
+/// policy.rs), reschedules what it holds on the fallback, drops it, and goes on.
+#[test]
+fn a_policy_that_panics_is_ejected_and_dropped() {
+    struct PanicsOnce(runtime_core::BasicFifo, AtomicUsize, Arc<AtomicUsize>);
+    impl Drop for PanicsOnce {
+        fn drop(&mut self) {
+            self.2.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    impl Scheduler for PanicsOnce {
+        type Local = ();
+        fn new_local(&self, _: usize) {}
+        fn schedule(&self, t: Runnable, i: ScheduleInfo, _: Option<&mut ()>) -> Notify {
+            self.0.schedule(t, i, None)
+        }
+        fn next(&self, w: usize, _: &mut ()) -> Option<Runnable> {
+            if self.1.fetch_add(1, Ordering::SeqCst) == 3 {
+                panic!("injected");
+            }
+            self.0.next(w, &mut ())
+        }
+    }
+    for workers in [0, 1] {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let policy = PanicsOnce(Default::default(), AtomicUsize::new(0), dropped.clone());
+        let rt = Runtime::new(
+            policy,
+            Config {
+                worker_threads: workers,
+                ..Config::default()
+            },
+        )
+        .unwrap();
+        let n = if cfg!(miri) { 5 } else { 50 };
+        let sum: usize = rt.block_on(async {
+            let h = Handle::try_current().unwrap();
+            let tasks: Vec<_> = (0..n).map(|i| h.spawn(async move { i })).collect();
+            let mut sum = 0;
+            for t in tasks {
+                sum += t.await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sum, n * (n - 1) / 2);
+        let e = rt.metrics().ejection.expect("ejected");
+        assert!(e.reason.contains("injected"), "{e:?}");
+        assert_eq!(rt.handle().scheduler_name(), "basic-fifo");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            1,
+            "the ejected policy is dropped"
+        );
+        assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+    }
+}
