@@ -19,6 +19,9 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 /// The watchdog's default threshold (see [`Builder::watchdog_threshold`]).
 pub const DEFAULT_WATCHDOG_THRESHOLD: Duration = Duration::from_millis(10);
 
+/// The default of [`Builder::policy_stall_timeout`].
+pub const DEFAULT_POLICY_STALL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Starts a core runtime with the chosen policy.
 pub(crate) type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::Runtime> + Send>;
 
@@ -43,6 +46,7 @@ pub struct Builder {
     blocking: blocking::PoolConfig,
     rayon_threads: Option<usize>,
     watchdog: Option<Duration>,
+    policy_stall_timeout: Option<Duration>,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -79,14 +83,16 @@ impl Builder {
             blocking: blocking::PoolConfig::default(),
             rayon_threads: None,
             watchdog: Some(DEFAULT_WATCHDOG_THRESHOLD),
+            policy_stall_timeout: Some(DEFAULT_POLICY_STALL_TIMEOUT),
             error: None,
         }
     }
 
     /// The defaults, then the settings found in the environment:
     /// `RUNTIME_SCHEDULER` (one of [`SCHEDULERS`]), `RUNTIME_WORKER_THREADS` (a number,
-    /// `0` for current-thread mode) and `RUNTIME_WATCHDOG_MS` (the watchdog's threshold in
-    /// milliseconds, `0` to turn it off). A variable that is set but invalid makes
+    /// `0` for current-thread mode), `RUNTIME_WATCHDOG_MS` (the watchdog's threshold in
+    /// milliseconds, `0` to turn it off) and `RUNTIME_POLICY_STALL_MS` (see
+    /// [`policy_stall_timeout`](Builder::policy_stall_timeout), `0` to turn the check off). A variable that is set but invalid makes
     /// [`build`](Builder::build) fail with an error that names it.
     ///
     /// ```
@@ -124,6 +130,19 @@ impl Builder {
                     "RUNTIME_WATCHDOG_MS",
                     &ms,
                     "a whole number of milliseconds from 1 to 3600000, or 0 to turn the watchdog off".into(),
+                )),
+            }
+        }
+        if let Some(ms) = var("RUNTIME_POLICY_STALL_MS") {
+            match ms.trim().parse::<u64>() {
+                Ok(0) => b = b.disable_policy_stall_check(),
+                Ok(ms) => {
+                    b = b.stall_setting("RUNTIME_POLICY_STALL_MS", Duration::from_millis(ms))
+                }
+                Err(_) => b.fail(BuildError::invalid(
+                    "RUNTIME_POLICY_STALL_MS",
+                    &ms,
+                    "a whole number of milliseconds from 1 to 3600000, or 0 to never eject a policy for holding tasks".into(),
                 )),
             }
         }
@@ -282,6 +301,33 @@ impl Builder {
         self
     }
 
+    /// How long a scheduling policy may hold runnable tasks while every worker has asked it
+    /// for work and parked, before the runtime ejects it (default 2 s, from 1 ms to 1 hour; or
+    /// `RUNTIME_POLICY_STALL_MS`, 0 = never). Such a policy breaks the "no lost task" rule of
+    /// the contract: without this the application would hang. Ejected, its tasks are drained
+    /// onto the built-in FIFO policy (those it never hands back are cancelled), an ERROR says
+    /// what happened, and [`RuntimeMetrics::ejection`](crate::RuntimeMetrics) reports it. A
+    /// policy that panics is ejected at once, whatever this says. The check runs on the
+    /// watchdog's thread: with [`disable_watchdog`](Builder::disable_watchdog) it is off.
+    pub fn policy_stall_timeout(self, timeout: Duration) -> Builder {
+        self.stall_setting("policy_stall_timeout", timeout)
+    }
+
+    /// Never ejects a policy for holding tasks (see
+    /// [`policy_stall_timeout`](Builder::policy_stall_timeout)).
+    pub fn disable_policy_stall_check(mut self) -> Builder {
+        self.policy_stall_timeout = None;
+        self
+    }
+
+    fn stall_setting(mut self, setting: &str, timeout: Duration) -> Builder {
+        let range = Duration::from_millis(1)..=Duration::from_secs(3600);
+        if let Some(t) = self.in_range(setting, timeout, range, "1 ms to 1 hour") {
+            self.policy_stall_timeout = Some(t);
+        }
+        self
+    }
+
     fn watchdog_setting(mut self, setting: &str, threshold: Duration) -> Builder {
         let range = Duration::from_millis(1)..=Duration::from_secs(3600);
         if let Some(t) = self.in_range(setting, threshold, range, "1 ms to 1 hour") {
@@ -355,6 +401,7 @@ impl Builder {
             extensions,
             watchdog: self.watchdog,
             watchdog_thread_name,
+            policy_stall_timeout: self.policy_stall_timeout,
         };
         let scheduler = self.scheduler.name().to_owned();
         let start = match self.scheduler {
@@ -624,6 +671,35 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(e.to_string().contains("blocking_keep_alive"), "{e}");
+    }
+
+    #[test]
+    fn policy_stall_settings_are_checked() {
+        let e = env(&[("RUNTIME_POLICY_STALL_MS", "never")])
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("RUNTIME_POLICY_STALL_MS"), "{e}");
+        let e = Builder::new()
+            .policy_stall_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("policy_stall_timeout")
+                && e.to_string().contains("1 ms to 1 hour"),
+            "{e}"
+        );
+        assert_eq!(
+            env(&[("RUNTIME_POLICY_STALL_MS", "0")]).policy_stall_timeout,
+            None
+        );
+        assert_eq!(
+            env(&[("RUNTIME_POLICY_STALL_MS", "250")]).policy_stall_timeout,
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            Builder::new().policy_stall_timeout,
+            Some(DEFAULT_POLICY_STALL_TIMEOUT)
+        );
     }
 
     #[test]

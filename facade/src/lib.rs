@@ -76,7 +76,8 @@ use std::sync::OnceLock;
 
 pub use blocking::PoolMetrics as BlockingMetrics;
 pub use builder::{
-    BuildError, BuildErrorKind, Builder, DEFAULT_WATCHDOG_THRESHOLD, MAX_WORKER_THREADS, SCHEDULERS,
+    BuildError, BuildErrorKind, Builder, DEFAULT_POLICY_STALL_TIMEOUT, DEFAULT_WATCHDOG_THRESHOLD,
+    MAX_WORKER_THREADS, SCHEDULERS,
 };
 pub use dedicated::{spawn_dedicated, spawn_dedicated_async, spawn_rayon};
 pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};

@@ -27,6 +27,11 @@ pub struct Config {
     pub watchdog: Option<Duration>,
     /// The watchdog thread's name.
     pub watchdog_thread_name: String,
+    /// A policy that holds runnable tasks while every worker has asked it for work and parked,
+    /// for this long, is ejected (see [`RuntimeMetrics::ejection`](crate::RuntimeMetrics)).
+    /// Checked by the watchdog thread: only with [`watchdog`](Config::watchdog) on. `None`:
+    /// never.
+    pub policy_stall_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -39,6 +44,7 @@ impl Default for Config {
             extensions: Extensions::default(),
             watchdog: None,
             watchdog_thread_name: "rt-watchdog".into(),
+            policy_stall_timeout: Some(Duration::from_secs(2)),
         }
     }
 }

@@ -14,6 +14,9 @@ pub(crate) struct Slot {
     pub(crate) completed: AtomicU64,
     /// What the worker is polling: a task id, `watchdog::MAIN_POLL | n`, or 0 between polls.
     pub(crate) current: AtomicU64,
+    /// Tasks the policy took from this worker's thread (`schedule` returned), for the stall
+    /// check: the policy holds `scheduled - polls` tasks (all workers, plus `foreign`).
+    pub(crate) scheduled: AtomicU64,
 }
 
 /// Increments a counter. `owned`: the caller is the only thread that writes it.
@@ -32,6 +35,25 @@ pub(crate) struct Counters {
     pub(crate) foreign: Slot,
     /// Panics caught where the runtime called into code that is not its own (see fault.rs).
     pub(crate) caught_panics: AtomicU64,
+}
+
+impl Counters {
+    /// About how many tasks the policy holds: taken by `schedule`, not yet handed out by
+    /// `next` (each one handed out is polled once). Exact only while nothing moves; the stall
+    /// check reads it while every worker is parked.
+    /// Polls of all workers together.
+    pub(crate) fn total_polls(&self) -> u64 {
+        self.workers.iter().map(|w| w.polls.load(Relaxed)).sum()
+    }
+
+    pub(crate) fn held_by_policy(&self) -> u64 {
+        let (mut scheduled, mut polls) = (self.foreign.scheduled.load(Relaxed), 0u64);
+        for w in self.workers.iter() {
+            scheduled += w.scheduled.load(Relaxed);
+            polls += w.polls.load(Relaxed);
+        }
+        scheduled.saturating_sub(polls)
+    }
 }
 
 impl Counters {

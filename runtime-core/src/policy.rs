@@ -46,6 +46,9 @@ pub struct Ejection {
     /// Tasks dropped with it (it kept them and never handed them back): their `JoinHandle`s
     /// report cancellation.
     pub lost: u64,
+    /// Whether the ejected policy has been dropped yet (it is, as soon as no thread is inside
+    /// it any more); `rescued` and `lost` are final once it has.
+    pub dropped: bool,
 }
 
 thread_local! {
@@ -181,7 +184,14 @@ impl Policy {
     /// Ejects the primary for a panic in `method`: an ERROR, the fallback from now on, every
     /// worker woken to switch. Later calls do nothing.
     pub(crate) fn eject(&self, shared: &Shared, method: &str, payload: &(dyn Any + Send)) {
-        let reason = format!("`{method}` panicked: {}", panic_message(payload));
+        self.eject_for(
+            shared,
+            format!("`{method}` panicked: {}", panic_message(payload)),
+        );
+    }
+
+    /// Ejects the primary for `reason` (see [`eject`](Policy::eject)).
+    pub(crate) fn eject_for(&self, shared: &Shared, reason: String) {
         {
             let mut report = lock(&self.report);
             if report.is_some() {
@@ -198,6 +208,7 @@ impl Policy {
                 reason,
                 rescued: 0,
                 lost: 0,
+                dropped: false,
             });
         }
         shared.counters.caught_panics.fetch_add(1, SeqCst);
@@ -251,6 +262,7 @@ impl Policy {
         if let Some(r) = lock(&self.report).as_mut() {
             r.rescued = rescued;
             r.lost = lost;
+            r.dropped = true;
         }
         tracing::error!(
             policy = %self.primary_name,

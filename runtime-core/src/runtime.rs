@@ -94,7 +94,9 @@ impl Runtime {
             parking: Parking::new(workers, config.driver),
             active: Active::new(workers),
             counters: Counters::new(workers),
-            watchdog: config.watchdog.map(|t| Watchdog::new(t, workers)),
+            watchdog: config
+                .watchdog
+                .map(|t| Watchdog::new(t, config.policy_stall_timeout, workers)),
             closed: AtomicBool::new(false),
             workers,
             current_thread,

@@ -73,6 +73,8 @@ impl Shared {
             // needed unless someone must be woken (and with a single worker, the caller is the
             // one that will run the task).
             Ok(Some(notify)) => {
+                let w = here.expect("worker-local path").index;
+                bump(&self.counters.workers[w].scheduled, true);
                 if notify != Notify::None && self.workers > 1 {
                     std::sync::atomic::fence(Ordering::SeqCst);
                     self.notify(notify);
@@ -105,6 +107,7 @@ impl Shared {
         }));
         match scheduled {
             Ok(Some(notify)) => {
+                bump(&self.counters.foreign.scheduled, false);
                 // Pairs with the fences of the parking protocol (idle.rs) and with the
                 // `closed` store of shutdown (step 5 in runtime.rs).
                 std::sync::atomic::fence(Ordering::SeqCst);
@@ -146,6 +149,11 @@ impl Shared {
 
     pub(crate) fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Current-thread mode: whether a `block_on` drives worker 0.
+    pub(crate) fn ct_is_driven(&self) -> bool {
+        *lock(&self.ct_driven)
     }
 
     /// No worker can be in a poll: all of them are parked, or (current-thread mode) nobody is

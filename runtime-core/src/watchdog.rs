@@ -83,6 +83,9 @@ const MIN_PERIOD: Duration = Duration::from_millis(1);
 
 pub(crate) struct Watchdog {
     pub(crate) threshold: Duration,
+    /// How long the policy may hold tasks while every worker is parked before it is ejected
+    /// (`None`: never).
+    pub(crate) stall_timeout: Option<Duration>,
     /// Reports per worker.
     pub(crate) slow_polls: Box<[AtomicU64]>,
     dormant: AtomicBool,
@@ -95,9 +98,14 @@ pub(crate) struct Watchdog {
 }
 
 impl Watchdog {
-    pub(crate) fn new(threshold: Duration, workers: usize) -> Watchdog {
+    pub(crate) fn new(
+        threshold: Duration,
+        stall_timeout: Option<Duration>,
+        workers: usize,
+    ) -> Watchdog {
         Watchdog {
             threshold,
+            stall_timeout,
             slow_polls: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             dormant: AtomicBool::new(false),
             stop: Mutex::new(false),
@@ -184,6 +192,7 @@ fn run(shared: &Shared) {
     let period = (dog.threshold / 2).max(MIN_PERIOD);
     let mut seen: Vec<Option<Seen>> = vec![None; shared.workers()];
     let mut idle_samples = 0;
+    let mut stall = StallCheck::default();
     let mut stop = lock(&dog.stop);
     loop {
         let timeout = if dog.dormant.load(Ordering::SeqCst) {
@@ -232,10 +241,11 @@ fn run(shared: &Shared) {
                 }
             }
         }
+        let held = stall.sample(shared, dog, now);
         // Dormant only after a run of idle samples: a runtime that parks and wakes many times
         // per period (a request/response loop) would otherwise wake the watchdog on every
-        // round trip.
-        if !busy && shared.nothing_to_watch() {
+        // round trip. Never while the policy holds tasks: that is a stall to watch.
+        if !busy && held == 0 && shared.nothing_to_watch() {
             idle_samples += 1;
             if idle_samples >= DORMANT_AFTER
                 && go_dormant(&dog.dormant, || shared.nothing_to_watch())
@@ -246,6 +256,47 @@ fn run(shared: &Shared) {
             idle_samples = 0;
         }
         stop = lock(&dog.stop);
+    }
+}
+
+/// The stall check: a policy that holds tasks while every worker has asked it for work and
+/// parked, for longer than the stall timeout, breaks invariant 1 (no lost task) and is
+/// ejected (policy.rs). Nothing may move meanwhile: no poll, no schedule.
+#[derive(Default)]
+struct StallCheck {
+    /// Since when, with how many tasks held and how many polls made.
+    since: Option<(Instant, u64, u64)>,
+}
+
+impl StallCheck {
+    /// Samples; returns how many tasks the policy holds (0 if it cannot be stalling).
+    fn sample(&mut self, shared: &Shared, dog: &Watchdog, now: Instant) -> u64 {
+        let Some(timeout) = dog.stall_timeout else {
+            return 0;
+        };
+        let parked = shared.idle.all_parked() && (!shared.current_thread || shared.ct_is_driven());
+        let held = shared.counters.held_by_policy();
+        if !parked || held == 0 || shared.policy.is_ejected() {
+            self.since = None;
+            return if shared.policy.is_ejected() { 0 } else { held };
+        }
+        let polls = shared.counters.total_polls();
+        match self.since {
+            Some((since, h, p)) if h == held && p == polls => {
+                if now.duration_since(since) >= timeout {
+                    self.since = None;
+                    let reason = format!(
+                        "it held {held} runnable task(s) for {} ms while every worker had asked it \
+                         for work (`next` returned None) and parked: a task it was given is never \
+                         handed out (invariant 1, no lost task)",
+                        now.duration_since(since).as_millis()
+                    );
+                    shared.policy.eject_for(shared, reason);
+                }
+            }
+            _ => self.since = Some((now, held, polls)),
+        }
+        held
     }
 }
 

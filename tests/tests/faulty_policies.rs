@@ -20,6 +20,11 @@ enum Fault {
     Schedule,
     /// `schedule` panics when the driver wakes a task from its timer.
     ScheduleOnTimerWake,
+    /// Keeps every other task it is given, forever (neither `next` nor `drain` returns it).
+    Hoard,
+    /// Hands tasks only to worker 0, and asks core to wake worker 1 for them (which finds
+    /// nothing: with worker 0 asleep, everyone sleeps).
+    OnlyWorker0,
 }
 
 /// FIFO with a fault injected.
@@ -27,6 +32,7 @@ struct Faulty {
     inner: BasicFifo,
     fault: Fault,
     calls: AtomicUsize,
+    hoard: std::sync::Mutex<Vec<Runnable>>,
 }
 
 impl Scheduler for Faulty {
@@ -46,6 +52,14 @@ impl Scheduler for Faulty {
             {
                 panic!("injected: schedule fails on a timer's wake")
             }
+            Fault::Hoard if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 1 => {
+                self.hoard.lock().unwrap().push(t);
+                Notify::Any
+            }
+            Fault::OnlyWorker0 => {
+                self.inner.schedule(t, info, None);
+                Notify::Worker(1)
+            }
             _ => self.inner.schedule(t, info, None),
         }
     }
@@ -55,6 +69,7 @@ impl Scheduler for Faulty {
                 panic!("injected: next fails once")
             }
             Fault::NextAlways => panic!("injected: next always fails"),
+            Fault::OnlyWorker0 if worker != 0 => None,
             _ => self.inner.next(worker, &mut ()),
         }
     }
@@ -72,10 +87,14 @@ fn run(fault: Fault, workers: usize) {
             inner: BasicFifo::default(),
             fault,
             calls: AtomicUsize::new(0),
+            hoard: Default::default(),
         })
+        .policy_stall_timeout(Duration::from_millis(100))
         .worker_threads(workers)
         .build()
         .unwrap();
+    // Every worker asleep before the application starts.
+    std::thread::sleep(Duration::from_millis(20));
     let d = drops.clone();
     let ok = rt.block_on(async move {
         // First, so that its sleep starts before the others run; long enough that it is
@@ -107,9 +126,11 @@ fn run(fault: Fault, workers: usize) {
         ok
     });
     // The task given to a panicking `schedule` is cancelled as the panic unwinds, before the
-    // worker that caught it has ejected the policy: wait (a bounded time) for the ejection.
+    // worker that caught it has ejected the policy; the tasks a policy kept are cancelled as it
+    // is dropped, before the report is final: wait (a bounded time) for the final report.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while rt.metrics().ejection.is_none() && std::time::Instant::now() < deadline {
+    while !rt.metrics().ejection.is_some_and(|e| e.dropped) && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(1));
     }
     let m = rt.metrics();
@@ -120,18 +141,40 @@ fn run(fault: Fault, workers: usize) {
         )
     });
     assert_eq!(ejection.policy, "faulty");
-    let method = match fault {
-        Fault::NextOnce | Fault::NextAlways => "next",
-        Fault::Schedule | Fault::ScheduleOnTimerWake => "schedule",
+    let (method, want) = match fault {
+        // `next` loses nothing; a panicking `schedule` loses the task it was given; a hoarding
+        // policy the half it kept (cancelled when it is dropped).
+        Fault::NextOnce | Fault::NextAlways => ("next", 201),
+        Fault::Schedule | Fault::ScheduleOnTimerWake => ("schedule", 200),
+        Fault::Hoard => ("held", 0),
+        Fault::OnlyWorker0 => ("held", 201),
+    };
+    let what = if method == "held" {
+        "every worker"
+    } else {
+        "injected"
     };
     assert!(
-        ejection.reason.contains(method) && ejection.reason.contains("injected"),
+        ejection.reason.contains(method) && ejection.reason.contains(what),
         "{ejection:?}"
     );
     assert!(
-        ok >= 200,
+        ok >= want,
         "{fault:?}, {workers} workers: only {ok} of 201 joins got their value"
     );
+    match fault {
+        // With worker threads, `next` fails when they start, before any task is queued; in
+        // current-thread mode, after the main future queued them all.
+        Fault::NextAlways if workers > 0 => {}
+        Fault::NextAlways | Fault::OnlyWorker0 => {
+            assert!(
+                ejection.rescued > 0,
+                "drain hands its tasks back: {ejection:?}"
+            )
+        }
+        Fault::Hoard => assert!(ejection.lost > 0, "kept tasks are dropped: {ejection:?}"),
+        _ => {}
+    }
     assert_eq!(rt.scheduler(), "basic-fifo");
     // The runtime goes on.
     assert_eq!(
@@ -151,6 +194,10 @@ fn run(fault: Fault, workers: usize) {
             .any(|l| l.starts_with("ERROR") && l.contains("ejected") && l.contains("faulty")),
         "{fault:?}, {workers} workers: {lines:#?}"
     );
+}
+
+fn two_workers(fault: Fault) {
+    within(LIMIT, move || run(fault, 2));
 }
 
 fn both_shapes(fault: Fault) {
@@ -179,4 +226,14 @@ fn schedule_panicking_ejects_the_policy() {
 #[test]
 fn schedule_panicking_on_a_timer_wake_from_the_driver_ejects_the_policy() {
     both_shapes(Fault::ScheduleOnTimerWake);
+}
+
+#[test]
+fn a_policy_that_hoards_tasks_is_ejected_after_the_stall_timeout() {
+    both_shapes(Fault::Hoard);
+}
+
+#[test]
+fn a_policy_that_serves_only_worker_0_is_ejected_and_its_tasks_rescued() {
+    two_workers(Fault::OnlyWorker0);
 }
