@@ -2,6 +2,7 @@
 //! shutdown, misuse), through `facade`.
 
 pub mod blocking_pool;
+pub mod chaos;
 pub mod faults;
 pub mod io_time;
 pub mod suite;
