@@ -91,9 +91,19 @@ pub trait Unpark: Send + Sync + 'static {
     fn unpark(&self);
 }
 
+/// Neither parked nor notified: the worker runs (or is about to park). `park` moves it to one
+/// of the two parked states with a CAS, so an `unpark` that came first (state `NOTIFIED`) is
+/// never overwritten.
 const EMPTY: usize = 0;
+/// Asleep on the condvar. Set only while holding the parker's lock, and the sleeper waits
+/// without releasing it in between: an `unpark` that sees this state takes the lock before it
+/// signals, so its signal cannot fall between the state change and the wait.
 const PARKED_CONDVAR: usize = 1;
+/// Asleep inside [`Driver::park`]. An `unpark` that sees this state wakes the driver through
+/// its [`Unpark`] handle (the reactor's waker), which makes a current or the next wait return.
 const PARKED_DRIVER: usize = 2;
+/// An `unpark` is pending: the next (or current) `park` consumes it and returns. Only the
+/// parked worker itself moves the state away from `NOTIFIED` (back to `EMPTY`).
 const NOTIFIED: usize = 3;
 
 struct WorkerParker {
@@ -348,5 +358,83 @@ mod tests {
             2,
             "poll_driver takes the free driver"
         );
+    }
+}
+
+#[cfg(all(test, rt_loom))]
+mod loom_tests {
+    use super::*;
+    use crate::sync::{AtomicUsize, Mutex};
+    use loom::sync::Arc;
+    use loom::sync::atomic::AtomicBool;
+
+    /// A worker parks until it sees a flag that another thread sets before unparking it. A lost
+    /// wake-up leaves the worker asleep for good, which loom reports as a deadlock.
+    fn round() {
+        let parking = Arc::new(Parking::new(1, None));
+        let flag = Arc::new(AtomicBool::new(false));
+        let waker = {
+            let (parking, flag) = (parking.clone(), flag.clone());
+            loom::thread::spawn(move || {
+                flag.store(true, SeqCst);
+                parking.unpark(0);
+            })
+        };
+        while !flag.load(SeqCst) {
+            parking.park(0);
+        }
+        waker.join().unwrap();
+    }
+
+    /// Every interleaving of park and unpark wakes the worker.
+    #[test]
+    fn park_and_unpark_never_lose_a_wakeup() {
+        loom::model(round);
+    }
+
+    /// The condvar half of the protocol, step by step, with the wait replaced by a flag set
+    /// while still holding the lock (a condvar's wait releases the lock and starts waiting in
+    /// one step). An `unpark` that takes the lock before it signals always signals a waiter;
+    /// the mutated twin, signalling without the lock, can signal before the wait: lost. (The
+    /// twin cannot run the real `park`: loom reports the resulting deadlock by unwinding
+    /// through the condvar's guard, which aborts the test process.)
+    fn condvar_round(signal_without_lock: bool) {
+        let state = Arc::new(AtomicUsize::new(EMPTY));
+        let lock = Arc::new(Mutex::new(()));
+        let waiting = Arc::new(AtomicBool::new(false));
+        let waker = {
+            let (state, lock, waiting) = (state.clone(), lock.clone(), waiting.clone());
+            loom::thread::spawn(move || {
+                if state.swap(NOTIFIED, SeqCst) == PARKED_CONDVAR {
+                    let _guard = (!signal_without_lock).then(|| super::lock(&lock));
+                    assert!(
+                        waiting.load(SeqCst),
+                        "signal lost: the sleeper is not waiting yet"
+                    );
+                }
+            })
+        };
+        // The sleeper, as `park` does it.
+        let guard = super::lock(&lock);
+        if state
+            .compare_exchange(EMPTY, PARKED_CONDVAR, SeqCst, SeqCst)
+            .is_ok()
+        {
+            waiting.store(true, SeqCst); // "wait": releases the lock below, atomically
+        }
+        drop(guard);
+        waker.join().unwrap();
+    }
+
+    #[test]
+    fn an_unpark_that_takes_the_lock_signals_a_waiting_sleeper() {
+        loom::model(|| condvar_round(false));
+    }
+
+    /// The model catches the lost wake-up of an unpark that signals without the lock.
+    #[test]
+    #[should_panic(expected = "signal lost")]
+    fn signalling_without_the_lock_loses_the_wakeup() {
+        loom::model(|| condvar_round(true));
     }
 }

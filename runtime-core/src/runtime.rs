@@ -281,3 +281,55 @@ impl Drop for Runtime {
         self.shutdown(None);
     }
 }
+
+/// Shutdown step 5 (module docs) as a model: a schedule racing with the close either finds
+/// `closed` set after its push (and drains itself) or pushed before the closer's drain. The
+/// queue is a counter; `stranded` is what is left in it once both are done.
+#[cfg(all(test, rt_loom))]
+mod loom_tests {
+    use crate::sync::{AtomicBool, AtomicUsize, fence};
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+    fn round(check_before_push_only: bool) {
+        let queue = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicBool::new(false));
+        let scheduler = {
+            let (queue, closed) = (queue.clone(), closed.clone());
+            loom::thread::spawn(move || {
+                // The first check (in schedule_task): closed means drop the task.
+                if closed.load(SeqCst) {
+                    return;
+                }
+                queue.fetch_add(1, SeqCst);
+                if check_before_push_only {
+                    return; // the bug: no second look after the push
+                }
+                // Push, fence, look again: closed means drain it ourselves.
+                fence(SeqCst);
+                if closed.load(Relaxed) {
+                    queue.store(0, SeqCst);
+                }
+            })
+        };
+        // The closer: set closed, then drain what is queued (the workers' drains).
+        closed.store(true, SeqCst);
+        fence(SeqCst);
+        queue.store(0, SeqCst);
+        scheduler.join().unwrap();
+        assert_eq!(queue.load(SeqCst), 0, "a task is stranded in a queue");
+    }
+
+    /// No interleaving strands a task.
+    #[test]
+    fn a_schedule_racing_with_shutdown_strands_nothing() {
+        loom::model(|| round(false));
+    }
+
+    /// Without the second look after the push, a task can be stranded, and the model finds it.
+    #[test]
+    #[should_panic(expected = "stranded")]
+    fn without_the_second_look_a_task_is_stranded() {
+        loom::model(|| round(true));
+    }
+}
