@@ -71,7 +71,17 @@
 //! - After `schedule` returns [`Notify::Any`] or [`Notify::Worker`], core wakes that worker
 //!   (or one idle worker) unless one is already searching; and a worker that is about to sleep
 //!   always calls `next` once more after announcing it.
-//! - Between polls, core itself checks for due timers and ready I/O, for every policy.
+//! - Between polls, core itself checks for due timers and ready I/O, for every policy, at least
+//!   every millisecond of busy time.
+//!
+//! ## What core does with a policy that fails
+//!
+//! A panic in any method of the policy, or a policy that holds runnable tasks while every
+//! worker has asked it for work and parked (for the stall timeout of
+//! [`Config::policy_stall_timeout`]), ejects it: core switches to [`BasicFifo`] while the
+//! runtime runs, reschedules what the policy's `drain` hands back, then drops the policy, which
+//! cancels any task it kept. An ERROR names the policy and what it did;
+//! [`RuntimeMetrics::ejection`] reports it. The protocol is in `policy.rs`.
 //!
 //! ## What a policy must meet
 //!
