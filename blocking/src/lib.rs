@@ -10,8 +10,13 @@
 //! - `State` is only touched under its mutex; the condvar is signalled for a new job (one idle
 //!   thread) and for shutdown (all).
 //! - A thread counts in `threads` from before it is spawned until it exits; a failed spawn undoes
-//!   that, is counted in `spawn_failures` and logged, and leaves the job queued for a thread
-//!   that is running (never a panic).
+//!   that, is counted in `spawn_failures` and logged. If another thread is running, the job
+//!   waits for it. If none is, a job would wait forever: the spawning thread retries the start
+//!   with backoff (1 ms, doubling) for at most [`START_RETRY_BOUND`]; if the system still
+//!   refuses, every queued job fails (its `JoinHandle` gets a `JoinError` whose message names
+//!   the cause: "could not start a blocking thread: ..."). The caller waits meanwhile (a
+//!   refused thread is an emergency; on an async worker the watchdog reports the wait).
+//!   `started` counts threads that did start.
 //! - Shutdown empties the queue (dropping a runnable cancels its task, so those handles report
 //!   cancellation), lets running jobs finish, and waits for the threads at most the timeout.
 
@@ -21,6 +26,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use runtime_core::{JoinHandle, Runnable};
+
+/// How long a pool with no running thread keeps retrying a thread start the system refuses
+/// before it fails the queued jobs.
+pub const START_RETRY_BOUND: Duration = Duration::from_secs(1);
+
+/// Starts a pool thread: `std::thread::Builder::spawn` unless a test injects refusals.
+type Spawner = Arc<
+    dyn Fn(std::thread::Builder, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync,
+>;
 
 /// Settings of a [`Pool`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +65,18 @@ struct State {
     shutdown: bool,
     started: u64,
     spawn_failures: u64,
+    /// Names threads: `{name}-{n}`.
+    next_name: u64,
+    /// While the pool fails its queued jobs (no thread could start): the cause, which the
+    /// jobs run meanwhile panic with.
+    failing: Option<String>,
 }
 
 struct Inner {
     config: PoolConfig,
+    spawner: Spawner,
+    /// Whether `State::failing` is set: read by every job before it runs, without the lock.
+    failing_now: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
     /// New work or shutdown, for idle threads.
     work: Condvar,
@@ -72,7 +94,7 @@ pub struct PoolMetrics {
     pub idle: usize,
     /// Jobs waiting for a thread.
     pub queued: usize,
-    /// Threads started since the pool was created.
+    /// Threads that started since the pool was created (not counting refused starts).
     pub started: u64,
     /// Thread starts the system refused.
     pub spawn_failures: u64,
@@ -115,27 +137,91 @@ impl Inner {
         if state.threads >= self.config.max_threads {
             return; // a busy thread takes it when it is done
         }
-        state.threads += 1;
-        let n = state.started;
-        state.started += 1;
         drop(state);
-        let inner = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("{}-{n}", self.config.name))
-            .spawn(move || inner.run());
-        if let Err(e) = spawned {
-            let mut state = self.state();
-            state.threads -= 1;
-            state.spawn_failures += 1;
-            let (threads, queued) = (state.threads, state.queue.len());
-            drop(state);
-            tracing::warn!(
-                error = %e,
-                threads,
-                queued,
-                "could not start a blocking-pool thread; the job waits for a running one"
-            );
+        let Err(e) = self.start_thread() else {
+            return;
+        };
+        // With no thread running, nobody would take the job: retry, then give up.
+        let mut delay = Duration::from_millis(1);
+        let since = Instant::now();
+        let mut last = e;
+        loop {
+            {
+                let state = self.state();
+                if state.threads > 0 || state.queue.is_empty() || state.shutdown {
+                    return;
+                }
+            }
+            if since.elapsed() >= START_RETRY_BOUND {
+                break;
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(100));
+            match self.start_thread() {
+                Ok(()) => return,
+                Err(e) => last = e,
+            }
         }
+        self.fail_queued(format!("could not start a blocking thread: {last}"));
+    }
+
+    /// Starts one pool thread; on failure counts and logs it.
+    fn start_thread(self: &Arc<Self>) -> std::io::Result<()> {
+        let n = {
+            let mut state = self.state();
+            state.threads += 1;
+            state.next_name += 1;
+            state.next_name - 1
+        };
+        let inner = self.clone();
+        let builder = std::thread::Builder::new().name(format!("{}-{n}", self.config.name));
+        match (self.spawner)(builder, Box::new(move || inner.run())) {
+            Ok(()) => {
+                self.state().started += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let mut state = self.state();
+                state.threads -= 1;
+                state.spawn_failures += 1;
+                let (threads, queued) = (state.threads, state.queue.len());
+                drop(state);
+                tracing::warn!(
+                    error = %e,
+                    threads,
+                    queued,
+                    "could not start a blocking-pool thread"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// No thread could start: runs the queued jobs here with `cause` set, so that each fails
+    /// at once (before calling its function) with a `JoinError` naming the cause.
+    fn fail_queued(&self, cause: String) {
+        tracing::error!(cause = %cause, "blocking jobs fail: no pool thread could be started");
+        let jobs: Vec<Runnable> = {
+            let mut state = self.state();
+            state.failing = Some(cause);
+            self.failing_now
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            state.queue.drain(..).collect()
+        };
+        for job in jobs {
+            job.run();
+        }
+        self.state().failing = None;
+        self.failing_now
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The cause a job must fail with, if the pool is failing its jobs.
+    fn failing(&self) -> Option<String> {
+        if !self.failing_now.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.state().failing.clone()
     }
 
     /// A pool thread: runs jobs until idle for `keep_alive`, or until shutdown.
@@ -180,9 +266,23 @@ impl Inner {
 impl Pool {
     /// An empty pool (threads start with the first jobs).
     pub fn new(config: PoolConfig) -> Pool {
+        Pool::with_spawner(config, |builder, f| builder.spawn(f).map(drop))
+    }
+
+    /// A pool that starts its threads with `spawner` (for tests that inject refused thread
+    /// starts, or to start threads another way: pinned, with another stack size).
+    pub fn with_spawner(
+        config: PoolConfig,
+        spawner: impl Fn(std::thread::Builder, Box<dyn FnOnce() + Send>) -> std::io::Result<()>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 config,
+                spawner: Arc::new(spawner),
+                failing_now: std::sync::atomic::AtomicBool::new(false),
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 exited: Condvar::new(),
@@ -203,8 +303,14 @@ impl Pool {
         T: Send + 'static,
     {
         let inner = self.inner.clone();
-        let (runnable, handle) =
-            runtime_core::pool_task(async move { f() }, move |job| inner.schedule(job), None);
+        let pool = Arc::downgrade(&self.inner);
+        let job = async move {
+            if let Some(cause) = pool.upgrade().and_then(|p| p.failing()) {
+                panic!("{cause}");
+            }
+            f()
+        };
+        let (runnable, handle) = runtime_core::pool_task(job, move |job| inner.schedule(job), None);
         runnable.schedule();
         handle
     }
@@ -256,6 +362,65 @@ mod tests {
     use super::*;
     use futures_lite::future::block_on;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A pool whose thread starts the system refuses while `refuse` says so.
+    fn refusing_pool(refuse: Arc<std::sync::atomic::AtomicBool>) -> Pool {
+        Pool::with_spawner(PoolConfig::default(), move |builder, f| {
+            if refuse.load(Ordering::SeqCst) {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "injected: no threads",
+                ))
+            } else {
+                builder.spawn(f).map(drop)
+            }
+        })
+    }
+
+    /// Thread starts refused for a while, then allowed: the job runs (it is not left queued
+    /// with no thread), and `started` counts only the thread that started.
+    #[test]
+    fn a_refused_thread_start_is_retried_until_it_succeeds() {
+        let refuse = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pool = refusing_pool(refuse.clone());
+        let lift = {
+            let refuse = refuse.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                refuse.store(false, Ordering::SeqCst);
+            })
+        };
+        let h = pool.spawn(|| 5);
+        assert_eq!(block_on(h).unwrap(), 5);
+        lift.join().unwrap();
+        let m = pool.metrics();
+        assert_eq!(m.started, 1, "{m:?}");
+        assert!(m.spawn_failures >= 2, "{m:?}");
+        assert!(pool.shutdown(Duration::from_secs(5)));
+    }
+
+    /// Thread starts refused for good: after the retry bound the job fails with an error that
+    /// names the cause, and its function never runs; the pool works again once threads can start.
+    #[test]
+    fn a_job_fails_with_the_cause_when_no_thread_can_start() {
+        let refuse = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let pool = refusing_pool(refuse.clone());
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let e = block_on(pool.spawn(move || r.fetch_add(1, Ordering::SeqCst))).unwrap_err();
+        assert!(e.is_panic(), "{e}");
+        assert!(
+            e.to_string().contains("could not start a blocking thread")
+                && e.to_string().contains("injected"),
+            "{e}"
+        );
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(pool.metrics().started, 0);
+        assert_eq!(pool.metrics().queued, 0);
+        refuse.store(false, Ordering::SeqCst);
+        assert_eq!(block_on(pool.spawn(|| 7)).unwrap(), 7);
+        assert!(pool.shutdown(Duration::from_secs(5)));
+    }
 
     #[test]
     fn results_and_panics() {
