@@ -87,6 +87,16 @@ where
     T: Send + 'static,
 {
     let pool = crate::driver::with_current(|io| io.and_then(|io| io.rayon.clone()));
+    if pool.is_none() {
+        if let Err(cause) = global_rayon_pool() {
+            // The job fails at once, without running `f`, with the cause: the handle's
+            // `JoinError` says it, whether awaited in a task or from `block_on`.
+            let (runnable, handle) =
+                runtime_core::pool_task(async move { panic!("{cause}") }, drop, None);
+            runnable.run();
+            return handle;
+        }
+    }
     // The task completes in its one poll, on a rayon thread: nothing ever schedules it again.
     let (runnable, handle) = runtime_core::pool_task(async move { f() }, drop, None);
     match pool {
@@ -98,4 +108,18 @@ where
         }),
     }
     handle
+}
+
+/// Whether rayon's global pool runs (starting it if nobody has): rayon panics inside
+/// `rayon::spawn` when it cannot start it, with a message about its own internals.
+fn global_rayon_pool() -> Result<(), String> {
+    std::panic::catch_unwind(rayon::current_num_threads)
+        .map(drop)
+        .map_err(|p| {
+            format!(
+                "could not start rayon's global thread pool ({}): give the runtime a pool of \
+                 its own with Builder::rayon_threads, or let rayon start its threads",
+                runtime_core::fault::panic_message(&*p)
+            )
+        })
 }
