@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer over the conformance kit and runtime-core's tests (nightly, -Zbuild-std).
-# Too slow for CI on two cores (std and every dependency are rebuilt with the sanitizer):
-# run by hand, `bash tools/tsan.sh [extra cargo test args]`; the result goes in the note.
+# std and every dependency are rebuilt with the sanitizer: about ten minutes on two cores.
+# `.ci/run` runs it when nightly is there; by hand: `bash tools/tsan.sh [cargo test args]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup +nightly component add rust-src >/dev/null

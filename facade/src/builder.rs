@@ -424,9 +424,19 @@ impl Builder {
             },
             Choice::Custom(start, _) => start,
         };
-        let inner = start(config).map_err(|e| BuildError {
-            kind: BuildErrorKind::ThreadSpawn,
-            message: format!("could not start the worker threads: {e}"),
+        let inner = start(config).map_err(|e| {
+            let message = e.to_string();
+            if message.starts_with("the scheduling policy") {
+                BuildError {
+                    kind: BuildErrorKind::Policy,
+                    message,
+                }
+            } else {
+                BuildError {
+                    kind: BuildErrorKind::ThreadSpawn,
+                    message: format!("could not start the worker threads: {message}"),
+                }
+            }
         })?;
         tracing::debug!(scheduler, workers, "runtime started");
         Ok(Runtime::from_core(inner, scheduler, io))
@@ -545,6 +555,8 @@ pub enum BuildErrorKind {
     ThreadSpawn,
     /// The I/O driver could not be created (out of file descriptors, for instance).
     Driver,
+    /// The scheduling policy panicked while the runtime started (in `init` or `new_local`).
+    Policy,
 }
 
 /// Why [`Builder::build`] failed. Its message names the setting, the bad value and the valid
@@ -671,6 +683,41 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(e.to_string().contains("blocking_keep_alive"), "{e}");
+    }
+
+    #[test]
+    fn a_policy_that_panics_in_init_is_a_build_error_naming_it() {
+        use crate::scheduler::{BasicFifo, Notify, Runnable, ScheduleInfo, Scheduler};
+        struct BadInit(BasicFifo);
+        impl Scheduler for BadInit {
+            type Local = ();
+            fn name(&self) -> &str {
+                "bad-init"
+            }
+            fn init(&mut self, _: usize) {
+                panic!("injected: init fails");
+            }
+            fn new_local(&self, _: usize) {}
+            fn schedule(&self, t: Runnable, i: ScheduleInfo, _: Option<&mut ()>) -> Notify {
+                self.0.schedule(t, i, None)
+            }
+            fn next(&self, w: usize, _: &mut ()) -> Option<Runnable> {
+                self.0.next(w, &mut ())
+            }
+        }
+        for workers in [0, 2] {
+            let e = Builder::new()
+                .custom(BadInit(BasicFifo::default()))
+                .worker_threads(workers)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.kind(), BuildErrorKind::Policy);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("bad-init") && msg.contains("`init`") && msg.contains("injected"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -82,11 +83,27 @@ impl Runtime {
                 ),
             ));
         }
-        scheduler.init(workers);
-        let hooks = scheduler.hooks();
-        let states = (0..workers)
-            .map(|i| Mutex::new(Some(scheduler.new_state(i))))
-            .collect();
+        // A policy that panics while it is set up is refused with an error naming it and the
+        // method (the builder reports it), not a panic out of the constructor.
+        let name = scheduler.name().to_owned();
+        let refused = |method: &str, p: crate::worker::Panic| {
+            let message = crate::fault::panic_message(&*p);
+            tracing::error!(policy = %name, method, panic = %message, "the scheduling policy failed while the runtime started");
+            io::Error::other(format!(
+                "the scheduling policy {name:?} panicked in `{method}` while the runtime started: {message}"
+            ))
+        };
+        let setup = catch_unwind(AssertUnwindSafe(|| {
+            scheduler.init(workers);
+            scheduler.hooks()
+        }));
+        let hooks = setup.map_err(|p| refused("init", p))?;
+        let states = catch_unwind(AssertUnwindSafe(|| {
+            (0..workers)
+                .map(|i| Mutex::new(Some(scheduler.new_state(i))))
+                .collect::<Box<[_]>>()
+        }))
+        .map_err(|p| refused("new_local", p))?;
         let shared = Arc::new(Shared {
             policy: crate::policy::Policy::new(Box::new(scheduler)),
             hooks,
