@@ -55,7 +55,7 @@ impl Shared {
 
     /// Schedules a runnable task: the policy stores it, core wakes a worker if needed. `here` is
     /// the calling thread's worker identity if it is one of this runtime's workers.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
         if here.is_none() || self.policy.is_ejected() {
             return self.schedule_elsewhere(task, reason);
