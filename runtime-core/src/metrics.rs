@@ -15,7 +15,7 @@ pub(crate) struct Slot {
     /// What the worker is polling: a task id, `watchdog::MAIN_POLL | n`, or 0 between polls.
     pub(crate) current: AtomicU64,
     /// Tasks the policy took from this worker's thread (`schedule` returned), for the stall
-    /// check: the policy holds `scheduled - polls` tasks (all workers, plus `foreign`).
+    /// check (`Shared::held_by_policy`).
     pub(crate) scheduled: AtomicU64,
 }
 
@@ -38,25 +38,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// About how many tasks the policy holds: taken by `schedule`, not yet handed out by
-    /// `next` (each one handed out is polled once). Exact only while nothing moves; the stall
-    /// check reads it while every worker is parked.
     /// Polls of all workers together.
     pub(crate) fn total_polls(&self) -> u64 {
         self.workers.iter().map(|w| w.polls.load(Relaxed)).sum()
     }
 
-    pub(crate) fn held_by_policy(&self) -> u64 {
-        let (mut scheduled, mut polls) = (self.foreign.scheduled.load(Relaxed), 0u64);
-        for w in self.workers.iter() {
-            scheduled += w.scheduled.load(Relaxed);
-            polls += w.polls.load(Relaxed);
-        }
-        scheduled.saturating_sub(polls)
-    }
-}
-
-impl Counters {
     pub(crate) fn new(workers: usize) -> Counters {
         Counters {
             workers: (0..workers).map(|_| Slot::default()).collect(),

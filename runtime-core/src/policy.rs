@@ -65,6 +65,11 @@ pub(crate) fn note_cancelled() {
     });
 }
 
+/// Bits of `Policy::inflight` that count callers in flight (up to 16 million threads); the
+/// 40 above count foreign schedules (a trillion before they wrap).
+const INFLIGHT_BITS: u32 = 24;
+const INFLIGHT_MASK: u64 = (1 << INFLIGHT_BITS) - 1;
+
 pub(crate) struct Policy {
     /// The user's policy; dropped (once) when retired, after which nothing reads it.
     primary: UnsafeCell<ManuallyDrop<Box<dyn DynScheduler>>>,
@@ -72,7 +77,10 @@ pub(crate) struct Policy {
     primary_name: String,
     pub(crate) fallback: BasicFifo,
     ejected: AtomicBool,
-    inflight: AtomicUsize,
+    /// Low [`INFLIGHT_BITS`]: callers between `enter` and `exit`. Above: how many of them
+    /// scheduled a task (`exit_scheduled`), for the stall check; one word, so that a foreign
+    /// schedule pays one read-modify-write on the way in and one on the way out.
+    inflight: AtomicU64,
     in_loop: AtomicUsize,
     retired: AtomicBool,
     rescued: AtomicU64,
@@ -93,7 +101,7 @@ impl Policy {
             primary_name,
             fallback: BasicFifo::default(),
             ejected: AtomicBool::new(false),
-            inflight: AtomicUsize::new(0),
+            inflight: AtomicU64::new(0),
             in_loop: AtomicUsize::new(0),
             retired: AtomicBool::new(false),
             rescued: AtomicU64::new(0),
@@ -138,6 +146,20 @@ impl Policy {
         if self.ejected.load(SeqCst) {
             self.maybe_retire(shared);
         }
+    }
+
+    /// `exit` for a caller whose `schedule` handed the policy a task.
+    #[inline]
+    pub(crate) fn exit_scheduled(&self, shared: &Shared) {
+        self.inflight.fetch_add((1 << INFLIGHT_BITS) - 1, SeqCst);
+        if self.ejected.load(SeqCst) {
+            self.maybe_retire(shared);
+        }
+    }
+
+    /// Tasks handed to the policy by callers other than its workers (see `inflight`).
+    pub(crate) fn foreign_scheduled(&self) -> u64 {
+        self.inflight.load(std::sync::atomic::Ordering::Relaxed) >> INFLIGHT_BITS
     }
 
     /// Calls `f` with the primary under `enter`/`exit`, containing a panic (which ejects it as
@@ -221,7 +243,7 @@ impl Policy {
 
     /// Retires the primary if nobody can reach it any more (see the module docs).
     fn maybe_retire(&self, shared: &Shared) {
-        if self.in_loop.load(SeqCst) != 0 || self.inflight.load(SeqCst) != 0 {
+        if self.in_loop.load(SeqCst) != 0 || self.inflight.load(SeqCst) & INFLIGHT_MASK != 0 {
             return;
         }
         if self.retired.swap(true, SeqCst) {

@@ -107,16 +107,17 @@ impl Shared {
         }));
         match scheduled {
             Ok(Some(notify)) => {
-                bump(&self.counters.foreign.scheduled, false);
                 // Pairs with the fences of the parking protocol (idle.rs) and with the
                 // `closed` store of shutdown (step 5 in runtime.rs).
                 std::sync::atomic::fence(Ordering::SeqCst);
                 if self.closed.load(Ordering::Relaxed) {
-                    self.policy.exit(self);
+                    self.policy.exit_scheduled(self);
                     self.drain_stopped();
                     return;
                 }
                 self.notify(notify);
+                self.policy.exit_scheduled(self);
+                return;
             }
             Ok(None) => {}
             Err(p) => self.policy_panicked("schedule", p),
@@ -149,6 +150,19 @@ impl Shared {
 
     pub(crate) fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// About how many tasks the policy holds: handed to `schedule`, not yet handed out by `next`
+    /// (each task handed out is polled once). Exact only while nothing moves: the stall check
+    /// reads it while every worker is parked.
+    pub(crate) fn held_by_policy(&self) -> u64 {
+        let workers: u64 = self
+            .counters
+            .workers
+            .iter()
+            .map(|w| w.scheduled.load(Ordering::Relaxed))
+            .sum();
+        (workers + self.policy.foreign_scheduled()).saturating_sub(self.counters.total_polls())
     }
 
     /// Current-thread mode: whether a `block_on` drives worker 0.

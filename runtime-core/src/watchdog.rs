@@ -275,7 +275,7 @@ impl StallCheck {
             return 0;
         };
         let parked = shared.idle.all_parked() && (!shared.current_thread || shared.ct_is_driven());
-        let held = shared.counters.held_by_policy();
+        let held = shared.held_by_policy();
         if !parked || held == 0 || shared.policy.is_ejected() {
             self.since = None;
             return if shared.policy.is_ejected() { 0 } else { held };
