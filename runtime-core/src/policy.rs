@@ -1,5 +1,6 @@
-//! The runtime's policy, and its ejection: a policy that panics is replaced, while the
-//! runtime runs, by the built-in [`BasicFifo`]; the tasks it hands back are rescheduled there,
+//! The runtime's policy, and its ejection: a policy that panics, or that holds tasks while
+//! every worker has parked (the watchdog's stall check), is replaced, while the runtime runs,
+//! by the built-in [`BasicFifo`]; the tasks it hands back are rescheduled there,
 //! then it is dropped (and with it any task it kept, whose `JoinHandle` then reports
 //! cancellation).
 //!
