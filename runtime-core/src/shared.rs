@@ -373,7 +373,8 @@ pub(crate) fn drive<'m>(
         let primary = unsafe { policy.primary() };
         let ran = primary.run_worker(shared, index, lease.state(), main.as_deref_mut(), true);
         if let Err(p) = ran {
-            policy.eject(shared, "next", &*p);
+            // The loop calls only `next` and `account` of the policy.
+            policy.eject(shared, "next` or `account", &*p);
         }
         // The state goes back while this thread still counts in the loop (policy.rs).
         drop(lease);
