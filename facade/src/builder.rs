@@ -425,16 +425,18 @@ impl Builder {
             Choice::Custom(start, _) => start,
         };
         let inner = start(config).map_err(|e| {
-            let message = e.to_string();
-            if message.starts_with("the scheduling policy") {
+            let policy = e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<runtime_core::fault::PolicyPanicked>());
+            if policy {
                 BuildError {
                     kind: BuildErrorKind::Policy,
-                    message,
+                    message: e.to_string(),
                 }
             } else {
                 BuildError {
                     kind: BuildErrorKind::ThreadSpawn,
-                    message: format!("could not start the worker threads: {message}"),
+                    message: format!("could not start the worker threads: {e}"),
                 }
             }
         })?;

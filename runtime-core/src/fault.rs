@@ -10,13 +10,17 @@ use std::task::Waker;
 
 use crate::context;
 
-/// The message of a panic payload (`&str` or `String`), or a placeholder.
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// The message of a panic payload, if it is a string (`&str` or `String`, what `panic!` makes).
+pub fn panic_text(payload: &(dyn Any + Send)) -> Option<String> {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_owned())
+}
+
+/// The message of a panic payload, or a placeholder for a payload that is not a string.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    panic_text(payload).unwrap_or_else(|| "a panic with a non-string payload".to_owned())
 }
 
 /// Reports a caught panic of `what` (for instance "the waker of a timer").
@@ -58,3 +62,27 @@ pub(crate) fn with_subscriber<R>(dispatch: Option<&tracing::Dispatch>, f: impl F
         None => f(),
     }
 }
+
+/// The error of [`Runtime::new`](crate::Runtime::new) (inside its `io::Error`) when the
+/// policy panics while the runtime starts (`init`, `hooks` or `new_local`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyPanicked {
+    /// The policy's name.
+    pub policy: String,
+    /// The method that panicked.
+    pub method: &'static str,
+    /// The panic's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for PolicyPanicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the scheduling policy {:?} panicked in `{}` while the runtime started: {}",
+            self.policy, self.method, self.message
+        )
+    }
+}
+
+impl std::error::Error for PolicyPanicked {}

@@ -26,7 +26,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 
 use crate::basic::BasicFifo;
 use crate::fault::panic_message;
@@ -82,7 +82,7 @@ pub(crate) struct Policy {
     /// scheduled a task (`exit_scheduled`), for the stall check; one word, so that a foreign
     /// schedule pays one read-modify-write on the way in and one on the way out.
     inflight: AtomicU64,
-    in_loop: AtomicUsize,
+    in_loop: AtomicU64,
     retired: AtomicBool,
     rescued: AtomicU64,
     report: Mutex<Option<Ejection>>,
@@ -103,7 +103,7 @@ impl Policy {
             fallback: BasicFifo::default(),
             ejected: AtomicBool::new(false),
             inflight: AtomicU64::new(0),
-            in_loop: AtomicUsize::new(0),
+            in_loop: AtomicU64::new(0),
             retired: AtomicBool::new(false),
             rescued: AtomicU64::new(0),
             report: Mutex::new(None),
@@ -129,33 +129,44 @@ impl Policy {
         unsafe { &***self.primary.get() }
     }
 
-    /// Counts the caller in; `false` (and nothing counted) once the policy is ejected.
+    /// Counts the caller in `counter`; `false` (and nothing counted) once the policy is ejected.
     #[inline]
-    pub(crate) fn enter(&self, shared: &Shared) -> bool {
-        self.inflight.fetch_add(1, SeqCst);
+    fn count_in(&self, shared: &Shared, counter: &AtomicU64) -> bool {
+        counter.fetch_add(1, SeqCst);
         if self.ejected.load(SeqCst) {
-            self.exit(shared);
+            self.count_out(shared, counter, 1u64.wrapping_neg());
             return false;
         }
         true
     }
 
-    /// Counts the caller out (after `enter` returned `true`, or inside `enter`).
+    /// Adds `delta` to `counter` (a caller leaving), then retires the primary if it is ejected
+    /// and this was the last one out.
     #[inline]
-    pub(crate) fn exit(&self, shared: &Shared) {
-        self.inflight.fetch_sub(1, SeqCst);
+    fn count_out(&self, shared: &Shared, counter: &AtomicU64, delta: u64) {
+        counter.fetch_add(delta, SeqCst);
         if self.ejected.load(SeqCst) {
             self.maybe_retire(shared);
         }
     }
 
-    /// `exit` for a caller whose `schedule` handed the policy a task.
+    /// Counts the caller in; `false` (and nothing counted) once the policy is ejected.
+    #[inline]
+    pub(crate) fn enter(&self, shared: &Shared) -> bool {
+        self.count_in(shared, &self.inflight)
+    }
+
+    /// Counts the caller out (after `enter` returned `true`).
+    #[inline]
+    pub(crate) fn exit(&self, shared: &Shared) {
+        self.count_out(shared, &self.inflight, 1u64.wrapping_neg());
+    }
+
+    /// `exit` for a caller whose `schedule` handed the policy a task: one step that counts it
+    /// out and counts the task.
     #[inline]
     pub(crate) fn exit_scheduled(&self, shared: &Shared) {
-        self.inflight.fetch_add((1 << INFLIGHT_BITS) - 1, SeqCst);
-        if self.ejected.load(SeqCst) {
-            self.maybe_retire(shared);
-        }
+        self.count_out(shared, &self.inflight, (1 << INFLIGHT_BITS) - 1);
     }
 
     /// Tasks handed to the policy by callers other than its workers (see `inflight`).
@@ -189,19 +200,11 @@ impl Policy {
 
     /// Enters the primary's worker loop; `false` once the policy is ejected.
     pub(crate) fn enter_loop(&self, shared: &Shared) -> bool {
-        self.in_loop.fetch_add(1, SeqCst);
-        if self.ejected.load(SeqCst) {
-            self.leave_loop(shared);
-            return false;
-        }
-        true
+        self.count_in(shared, &self.in_loop)
     }
 
     pub(crate) fn leave_loop(&self, shared: &Shared) {
-        self.in_loop.fetch_sub(1, SeqCst);
-        if self.ejected.load(SeqCst) {
-            self.maybe_retire(shared);
-        }
+        self.count_out(shared, &self.in_loop, 1u64.wrapping_neg());
     }
 
     /// Ejects the primary for a panic in `method`: an ERROR, the fallback from now on, every

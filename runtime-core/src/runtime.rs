@@ -86,12 +86,14 @@ impl Runtime {
         // A policy that panics while it is set up is refused with an error naming it and the
         // method (the builder reports it), not a panic out of the constructor.
         let name = scheduler.name().to_owned();
-        let refused = |method: &str, p: crate::worker::Panic| {
+        let refused = |method: &'static str, p: crate::worker::Panic| {
             let message = crate::fault::panic_message(&*p);
             tracing::error!(policy = %name, method, panic = %message, "the scheduling policy failed while the runtime started");
-            io::Error::other(format!(
-                "the scheduling policy {name:?} panicked in `{method}` while the runtime started: {message}"
-            ))
+            io::Error::other(crate::fault::PolicyPanicked {
+                policy: name.clone(),
+                method,
+                message,
+            })
         };
         let setup = catch_unwind(AssertUnwindSafe(|| {
             scheduler.init(workers);

@@ -57,9 +57,9 @@ impl Shared {
     /// the calling thread's worker identity if it is one of this runtime's workers.
     #[inline(always)]
     pub(crate) fn schedule(&self, task: Runnable, reason: ScheduleReason, here: Option<WorkerRef>) {
-        if here.is_none() || self.policy.is_ejected() {
+        let Some(w) = here.filter(|_| !self.policy.is_ejected()) else {
             return self.schedule_elsewhere(task, reason);
-        }
+        };
         // This thread is in the policy's worker loop (`here` is set only there, and a worker
         // switches to the fallback's loop only after seeing `ejected`).
         // SAFETY: counted in the policy's loop, `ejected` unset (policy.rs).
@@ -73,8 +73,7 @@ impl Shared {
             // needed unless someone must be woken (and with a single worker, the caller is the
             // one that will run the task).
             Ok(Some(notify)) => {
-                let w = here.expect("worker-local path").index;
-                bump(&self.counters.workers[w].scheduled, true);
+                bump(&self.counters.workers[w.index].scheduled, true);
                 if notify != Notify::None && self.workers > 1 {
                     std::sync::atomic::fence(Ordering::SeqCst);
                     self.notify(notify);

@@ -239,9 +239,7 @@ impl JoinError {
             return None;
         };
         let p = p.lock().unwrap_or_else(|e| e.into_inner());
-        p.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
+        crate::fault::panic_text(&**p)
     }
 }
 

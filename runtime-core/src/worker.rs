@@ -124,16 +124,11 @@ impl<S: Scheduler> DynScheduler for S {
     }
 
     fn drain_state(&self, index: usize, state: &WorkerState) {
-        let cell = cell_of::<S>(state);
-        loop {
-            // The borrow ends before the task is dropped: its future's destructor may wake
-            // other tasks, which reach `schedule_task` (and, the runtime being closed, are
-            // dropped there without touching the state).
-            let task = self.drain(index, &mut cell.borrow_mut());
-            match task {
-                Some(task) => drop(task),
-                None => break,
-            }
+        // `drain_one` ends its borrow of the state before the task is dropped: the future's
+        // destructor may wake other tasks, which reach `schedule_task` (and, the runtime being
+        // closed, are dropped there without touching the state).
+        while let Some(task) = self.drain_one(index, state) {
+            drop(task);
         }
     }
 

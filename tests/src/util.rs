@@ -151,10 +151,7 @@ pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send +
 
 /// The message of a panic payload.
 pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
+    runtime_core::fault::panic_text(p).unwrap_or_default()
 }
 
 /// Generous limit for one test body; a hang fails after it.
