@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use conformance::util::{Captured, DropCounter, LIMIT, within};
-use facade::scheduler::{BasicFifo, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler};
+use facade::scheduler::{
+    BasicFifo, Hooks, MetricsVisitor, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
+    TaskMeta,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
@@ -22,6 +25,10 @@ enum Fault {
     ScheduleOnTimerWake,
     /// Keeps every other task it is given, forever (neither `next` nor `drain` returns it).
     Hoard,
+    /// `task_ended` panics (the first task that finishes).
+    TaskEnded,
+    /// `metrics` panics (the first `Runtime::metrics` call).
+    Metrics,
     /// Hands tasks only to worker 0, and asks core to wake worker 1 for them (which finds
     /// nothing: with worker 0 asleep, everyone sleeps).
     OnlyWorker0,
@@ -41,6 +48,22 @@ impl Scheduler for Faulty {
         "faulty"
     }
     fn new_local(&self, _: usize) {}
+    fn hooks(&self) -> Hooks {
+        match self.fault {
+            Fault::TaskEnded => Hooks::NONE.task_ended(),
+            _ => Hooks::NONE,
+        }
+    }
+    fn task_ended(&self, _: &TaskMeta) {
+        if self.fault == Fault::TaskEnded {
+            panic!("injected: task_ended fails");
+        }
+    }
+    fn metrics(&self, _: Option<usize>, _: &mut dyn MetricsVisitor) {
+        if self.fault == Fault::Metrics {
+            panic!("injected: metrics fails");
+        }
+    }
     fn schedule(&self, t: Runnable, info: ScheduleInfo, _: Option<&mut ()>) -> Notify {
         match self.fault {
             Fault::Schedule if self.calls.fetch_add(1, Ordering::SeqCst) == 99 => {
@@ -147,6 +170,9 @@ fn run(fault: Fault, workers: usize) {
         Fault::NextOnce | Fault::NextAlways => ("next", 201),
         Fault::Schedule | Fault::ScheduleOnTimerWake => ("schedule", 200),
         Fault::Hoard => ("held", 0),
+        // Neither touches a task.
+        Fault::TaskEnded => ("task_ended", 201),
+        Fault::Metrics => ("metrics", 201),
         Fault::OnlyWorker0 => ("held", 201),
     };
     let what = if method == "held" {
@@ -236,4 +262,14 @@ fn a_policy_that_hoards_tasks_is_ejected_after_the_stall_timeout() {
 #[test]
 fn a_policy_that_serves_only_worker_0_is_ejected_and_its_tasks_rescued() {
     two_workers(Fault::OnlyWorker0);
+}
+
+#[test]
+fn task_ended_panicking_ejects_the_policy() {
+    both_shapes(Fault::TaskEnded);
+}
+
+#[test]
+fn metrics_panicking_ejects_the_policy() {
+    both_shapes(Fault::Metrics);
 }
