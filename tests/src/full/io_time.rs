@@ -272,26 +272,30 @@ pub fn timer_fires_while_workers_are_busy(make: Make) {
 }
 
 /// Timers are serviced by elapsed time, not only when a worker parks or every so many polls:
-/// a 1 ms ticker beside a task that yields between polls of 1 ms each ticks at least 15 times
+/// a 1 ms ticker beside a task that yields between polls of 1 ms each ticks at least 10 times
 /// in 40 ms (current-thread mode, where they share the only worker, and with 2 workers). Ticks
-/// that come too late are skipped, not made up, so the count is what was on time. (About 20
-/// is expected: the ticker runs after each busy poll. The OS preempting the spinning thread on
-/// a loaded machine costs ticks, so the best of five tries counts; a worker that services
-/// timers only every so many polls gets a handful in every try.)
+/// that come too late are skipped, not made up, so the count is what was on time. A policy
+/// that runs the woken ticker before the yielded busy task gets about 20; one that queues it
+/// behind gets about 14 (a tick costs a busy poll more). A worker that services timers only
+/// every so many polls, or when it parks, gets one or none, so the bound sits far from both.
+/// The OS preempting the spinning thread on a loaded machine costs ticks, so the best of five
+/// tries counts.
 pub fn timers_are_serviced_by_elapsed_time_beside_long_polls(make: Make) {
     within(LIMIT, move || {
         for workers in [0, 2] {
             let mut tries = Vec::new();
-            while tries.len() < 5 && tries.last().is_none_or(|&t| t < 15) {
+            while tries.len() < 5 && tries.last().is_none_or(|&t| t < MIN_TICKS) {
                 tries.push(ticks_beside_long_polls(make, workers));
             }
             assert!(
-                tries.iter().any(|&t| t >= 15),
+                tries.iter().any(|&t| t >= MIN_TICKS),
                 "{workers} workers: ticks of 1 ms in 40 ms, per try: {tries:?}"
             );
         }
     });
 }
+
+const MIN_TICKS: u32 = 10;
 
 fn ticks_beside_long_polls(make: Make, workers: usize) -> u32 {
     let rt = rt(make, workers);
