@@ -26,7 +26,7 @@ use slab::Slab;
 use std::num::NonZeroU64;
 
 use crate::sync::lock_unpoisoned as lock;
-use crate::task::TaskId;
+use crate::task::{TaskId, TaskMeta};
 
 /// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that
 /// `Option<ActiveKey>` is 8 bytes).
@@ -87,9 +87,11 @@ impl Active {
         out
     }
 
-    /// Removes a task's entry, if it is still there (the shutdown drain may have taken it).
-    pub(crate) fn remove(&self, key: ActiveKey) {
+    /// Removes a task's entry, if it is still there (the shutdown drain may have taken it), and
+    /// marks the task ended under the lock (see [`Active::waker_of`]).
+    pub(crate) fn remove(&self, key: ActiveKey, meta: &TaskMeta) {
         let mut slab = lock(&self.shards[key.shard()]);
+        meta.ended.store(true, Ordering::Release);
         let waker = slab.try_remove(key.index());
         drop(slab);
         drop(waker);
@@ -101,6 +103,17 @@ impl Active {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// The waker of the task whose entry is `key`, if the task has not ended. Its entry is
+    /// removed, and `ended` set, under the shard lock; so under the lock, a task not ended still
+    /// owns its slot (no other task's entry is there).
+    pub(crate) fn waker_of(&self, key: ActiveKey, meta: &TaskMeta) -> Option<Waker> {
+        let slab = lock(&self.shards[key.shard()]);
+        if meta.ended.load(Ordering::Acquire) {
+            return None;
+        }
+        slab.get(key.index()).cloned()
     }
 
     /// Shutdown: takes every entry out and returns the wakers.

@@ -11,7 +11,7 @@ use crate::context::{self, EnterGuard};
 use crate::metrics::{RuntimeMetrics, bump};
 use crate::scheduler::ScheduleReason;
 use crate::shared::Shared;
-use crate::task::{JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+use crate::task::{JoinError, JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
 
 /// Creates a task that belongs to no runtime, for pools that run tasks on threads of their own
 /// (the blocking pool, the rayon bridge): `schedule` receives the runnable whenever the task must run, and
@@ -119,6 +119,41 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let started = self.start_task(options, false, |meta| {
+            // The future borrows only the task's metadata, which async-task keeps alive for as
+            // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
+            // future and its output are `Send + 'static` and the schedule function is
+            // `Send + Sync + 'static`, so the runnable and its wakers may go to any thread.
+            // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
+            unsafe {
+                async_task::Builder::new().metadata(meta).spawn_unchecked(
+                    move |meta: &TaskMeta| TaskFuture {
+                        meta,
+                        future: Some(future),
+                    },
+                    async_task::WithInfo(schedule_fn),
+                )
+            }
+        });
+        let (runnable, handle) = started;
+        if let Some(runnable) = runnable {
+            let shared = &self.shared;
+            let here = shared.worker_here();
+            shared.schedule(runnable, ScheduleReason::Spawn, here);
+        }
+        handle
+    }
+
+    /// What every spawn shares: an id, the inherited priority, the task's entry in the registry
+    /// and its metadata (given to `make`, which creates the task), counters and the trace.
+    /// Returns the first runnable to schedule, or `None` when the runtime is closed (the task
+    /// is then cancelled and the handle says so).
+    pub(crate) fn start_task<T>(
+        &self,
+        options: SpawnOptions,
+        local: bool,
+        make: impl FnOnce(TaskMeta) -> (Runnable, async_task::Task<Result<T, JoinError>, TaskMeta>),
+    ) -> (Option<Runnable>, JoinHandle<T>) {
         let shared = &self.shared;
         let id = TaskId::next();
         let name = options.name.map(Arc::new);
@@ -135,21 +170,9 @@ impl Handle {
             if let (Some(name), Some(_)) = (&name, key) {
                 shared.named_task_spawned(id, name);
             }
-            let meta = TaskMeta::new(id, name, priority, Some(owner));
-            // The future borrows only the task's metadata, which async-task keeps alive for as
-            // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
-            // future and its output are `Send + 'static` and the schedule function is
-            // `Send + Sync + 'static`, so the runnable and its wakers may go to any thread.
-            // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
-            let (runnable, task) = unsafe {
-                async_task::Builder::new().metadata(meta).spawn_unchecked(
-                    move |meta: &TaskMeta| TaskFuture {
-                        meta,
-                        future: Some(future),
-                    },
-                    async_task::WithInfo(schedule_fn),
-                )
-            };
+            let mut meta = TaskMeta::new(id, name, priority, Some(owner));
+            meta.local = local;
+            let (runnable, task) = make(meta);
             let waker = key.map(|_| runnable.waker());
             ((runnable, task), waker)
         });
@@ -157,18 +180,17 @@ impl Handle {
         if shared.is_closed() {
             // Never started: dropping the runnable cancels the task.
             drop(runnable);
-            return handle;
+            return (None, handle);
         }
         let (slot, owned) = shared.counters.slot(shared.worker_index_here());
         bump(&slot.spawned, owned);
         tracing::debug!(
             task.id = id.as_u64(),
             task.name = runnable.metadata().name(),
+            local,
             "spawn"
         );
-        let here = shared.worker_here();
-        shared.schedule(runnable, ScheduleReason::Spawn, here);
-        handle
+        (Some(runnable), handle)
     }
 
     /// Makes this runtime the current one on this thread until the guard is dropped, so that

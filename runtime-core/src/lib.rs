@@ -115,6 +115,7 @@ pub mod coop;
 pub mod fault;
 mod handle;
 mod idle;
+mod local;
 mod metrics;
 mod park;
 mod policy;
@@ -134,6 +135,7 @@ pub use context::{EnterGuard, GUARDS_OUT_OF_ORDER, NESTED_BLOCK_ON, NoRuntime};
 pub use coop::{YieldNow, yield_now};
 pub use handle::{Handle, pool_task};
 pub use idle::MAX_WORKERS;
+pub use local::{LOCAL_BATCH, LocalTasks};
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use park::{Driver, TimerHint, Unpark};
 pub use policy::Ejection;
@@ -141,6 +143,6 @@ pub use runtime::Runtime;
 pub use scheduler::{Hooks, MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};
 pub use sync::lock_unpoisoned;
 pub use task::{
-    JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta, current_priority,
+    AbortHandle, JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta, current_priority,
     set_current_priority, with_current_task,
 };

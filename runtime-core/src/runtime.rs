@@ -207,6 +207,7 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _driving = context::enter_driving().unwrap_or_else(|msg| panic!("{msg}"));
         let _enter = context::enter(self.handle.clone());
+        let future = crate::coop::Budgeted(future);
         if self.handle.shared.current_thread {
             crate::block_on::block_on_current_thread(&self.handle.shared, future)
         } else {

@@ -263,12 +263,12 @@ impl Shared {
         meta: &TaskMeta,
         completed: bool,
     ) {
-        self.active.remove(key);
+        self.active.remove(key, meta);
         let id = meta.id();
         if meta.name().is_some() {
             self.named_task_done(id);
         }
-        if self.hooks.wants_task_ended() && !self.policy.is_ejected() {
+        if self.hooks.wants_task_ended() && !meta.local && !self.policy.is_ejected() {
             self.policy
                 .with_primary(self, "task_ended", |p| p.task_ended(meta));
         }

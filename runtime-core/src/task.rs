@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use crate::active::ActiveKey;
 use crate::shared::Shared;
@@ -80,9 +80,15 @@ pub struct TaskMeta {
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
+    /// Set, under its registry shard's lock, when the task's registry entry is removed: from
+    /// then on the entry's slot may name another task (see [`AbortHandle`]).
+    pub(crate) ended: AtomicBool,
     /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]). It sits in what
     /// would otherwise be padding: a task is no larger for it.
     policy_slot: AtomicU32,
+    /// A `!Send` task kept beside the policy (see [`crate::LocalTasks`]): the policy never
+    /// sees it, so its end is not reported to the policy either.
+    pub(crate) local: bool,
     /// The runtime that spawned the task, and the task's entry in its registry (`None` for
     /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
     /// function so that the schedule function is zero-sized: async-task then skips the guard
@@ -108,7 +114,9 @@ impl TaskMeta {
             name,
             priority: AtomicU8::new(priority.0),
             aborted: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             policy_slot: AtomicU32::new(0),
+            local: false,
             owner,
         }
     }
@@ -326,6 +334,23 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// A handle that can abort the task without owning this one (for a task of a runtime;
+    /// for one of the blocking pool or the rayon bridge, it does nothing).
+    pub fn abort_handle(&self) -> AbortHandle {
+        let waker = self.metadata().and_then(|meta| match &meta.owner {
+            Some(Owner {
+                shared,
+                key: Some(key),
+            }) => shared.active.waker_of(*key, meta),
+            _ => None,
+        });
+        AbortHandle {
+            id: self.id,
+            waker,
+            meta: self.meta,
+        }
+    }
+
     /// Changes the task's priority; it applies from the task's next scheduling (a task already
     /// queued stays where it is, so no queue is ever corrupted).
     pub fn set_priority(&self, priority: Priority) {
@@ -349,6 +374,72 @@ impl<T> JoinHandle<T> {
         // SAFETY: `task` holds a reference to the task, so its allocation, where the metadata
         // lives, is not freed while it is `Some`; the borrow is tied to `&self`.
         self.task.as_ref().map(|_| unsafe { self.meta.as_ref() })
+    }
+}
+
+/// Aborts a task without owning its [`JoinHandle`] (tokio's `AbortHandle`); cloneable, and
+/// `Send + Sync` whatever the task's output. Aborting a task that already finished does
+/// nothing.
+///
+/// ```
+/// # let rt = runtime_core::Runtime::new(runtime_core::BasicFifo::default(), Default::default())?;
+/// rt.block_on(async {
+///     let h = rt.spawn(std::future::pending::<()>());
+///     let abort = h.abort_handle();
+///     abort.abort();
+///     assert!(h.await.unwrap_err().is_cancelled());
+///     assert!(abort.is_finished());
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct AbortHandle {
+    id: TaskId,
+    /// The task's waker: it keeps the task's allocation (and so its metadata) alive. `None`
+    /// when the task had already ended, or belongs to no runtime.
+    waker: Option<Waker>,
+    meta: NonNull<TaskMeta>,
+}
+
+// SAFETY: `meta` is read only while `waker` (a reference count on the task's allocation, where
+// the metadata lives) is held; `TaskMeta` is `Send + Sync`, and so is a `Waker`.
+unsafe impl Send for AbortHandle {}
+// SAFETY: as above; `&AbortHandle` only reads atomics in the metadata.
+unsafe impl Sync for AbortHandle {}
+
+impl AbortHandle {
+    fn meta(&self) -> Option<&TaskMeta> {
+        // SAFETY: `waker` keeps the task's allocation alive (see the field).
+        self.waker.as_ref().map(|_| unsafe { self.meta.as_ref() })
+    }
+
+    /// Cancels the task, as [`JoinHandle::abort`] does.
+    pub fn abort(&self) {
+        if let (Some(meta), Some(waker)) = (self.meta(), &self.waker) {
+            if !meta.ended.load(Ordering::Acquire) {
+                meta.aborted.store(true, Ordering::Release);
+                waker.wake_by_ref();
+            }
+        }
+    }
+
+    /// Whether the task's future is gone (completed, panicked or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.meta().is_none_or(|m| m.ended.load(Ordering::Acquire))
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("id", &self.id)
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 
