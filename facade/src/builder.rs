@@ -88,6 +88,24 @@ impl Builder {
         }
     }
 
+    /// A current-thread runtime (tokio's name): `Builder::new().worker_threads(0)`. Tasks run
+    /// on the thread that calls `block_on`, while it does.
+    ///
+    /// ```
+    /// let rt = facade::Builder::new_current_thread().build()?;
+    /// assert_eq!(rt.block_on(async { 1 + 1 }), 2);
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn new_current_thread() -> Builder {
+        Builder::new().worker_threads(0)
+    }
+
+    /// A multi-thread runtime (tokio's name): `Builder::new()`, one worker per core unless
+    /// [`worker_threads`](Builder::worker_threads) says otherwise.
+    pub fn new_multi_thread() -> Builder {
+        Builder::new()
+    }
+
     /// The defaults, then the settings found in the environment:
     /// `RUNTIME_SCHEDULER` (one of [`SCHEDULERS`]), `RUNTIME_WORKER_THREADS` (a number,
     /// `0` for current-thread mode), `RUNTIME_WATCHDOG_MS` (the watchdog's threshold in
@@ -106,7 +124,12 @@ impl Builder {
 
     /// `from_env` over any source of variables (tests pass a map).
     fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Builder {
-        let mut b = Builder::new();
+        Builder::new().env_overrides(var)
+    }
+
+    /// The settings found in `var` (as `from_env` reads them) over those already made.
+    pub(crate) fn env_overrides(self, var: impl Fn(&str) -> Option<String>) -> Builder {
+        let mut b = self;
         if let Some(name) = var("RUNTIME_SCHEDULER") {
             b = b.scheduler_setting("RUNTIME_SCHEDULER", &name);
         }
@@ -344,6 +367,15 @@ impl Builder {
         self
     }
 
+    /// Starts a [`LocalRuntime`](crate::LocalRuntime): a runtime whose `block_on` also runs
+    /// `!Send` futures and tasks spawned with [`task::spawn_local`](crate::task::spawn_local),
+    /// on the calling thread. Usually current-thread
+    /// ([`new_current_thread`](Builder::new_current_thread)); with workers, `Send` tasks run
+    /// on them and local tasks on the thread in `block_on`.
+    pub fn build_local(self) -> Result<crate::LocalRuntime, BuildError> {
+        self.build().map(crate::LocalRuntime::new)
+    }
+
     /// Starts the runtime, or says which setting is wrong.
     pub fn build(self) -> Result<Runtime, BuildError> {
         if let Some(e) = self.error {
@@ -538,7 +570,7 @@ pub(crate) fn start_with<S: Scheduler>(scheduler: S) -> Start {
     Box::new(move |config| runtime_core::Runtime::new(scheduler, config))
 }
 
-fn env_var(name: &str) -> Option<String> {
+pub(crate) fn env_var(name: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(v) if v.trim().is_empty() => None,
         Ok(v) => Some(v),

@@ -29,7 +29,7 @@
 //! Sockets and timers work the same under every scheduler:
 //!
 //! ```
-//! use futures_lite::{AsyncReadExt, AsyncWriteExt};
+//! use facade::prelude::*;
 //! use std::time::Duration;
 //!
 //! facade::block_on(async {
@@ -53,12 +53,62 @@
 //!
 //! Writing a scheduler: implement [`scheduler::Scheduler`] and pass it to [`Builder::custom`],
 //! or register it by name with [`scheduler::register_scheduler`].
+//!
+//! # Guide
+//!
+//! ## Choosing a scheduler
+//!
+//! - **Work-stealing** ([`Builder::work_stealing`], the default): per-worker queues, idle
+//!   workers steal. The best throughput for many short tasks; the one to start with.
+//! - **FIFO** ([`Builder::fifo`]): one shared queue, tasks run in the order they became
+//!   runnable, so no task waits behind more than the queue ahead of it: bounded waiting, and
+//!   simple to reason about. Current-thread FIFO is the leanest runtime for one core.
+//! - **Priority** ([`Builder::priority_scheduler`]): bands by [`Priority`], with shares so the
+//!   low bands are not starved. For services where some work (control traffic, health checks,
+//!   a UI) must keep a bounded latency while the machine is saturated by the rest.
+//! - **Your own** ([`Builder::custom`]): see [`scheduler`].
+//!
+//! `RUNTIME_SCHEDULER` (with [`Builder::from_env`], `#[facade::main]` and `#[facade::test]`)
+//! switches policies without touching code: measure yours under each.
+//!
+//! ## Where blocking work goes
+//!
+//! | work | call | runs on |
+//! |---|---|---|
+//! | CPU-bound (parsing, compression, a `par_iter`) | [`spawn_rayon`] | the rayon pool |
+//! | synchronous I/O, a blocking library call | [`spawn_blocking`] | the elastic blocking pool |
+//! | forever (a loop reading a device, a C event loop) | [`spawn_dedicated`] | a thread of its own |
+//!
+//! The **watchdog** ([`Builder::watchdog_threshold`]) reports a task whose single poll holds a
+//! worker longer than the threshold (10 ms by default) as a `tracing` warning naming the task,
+//! counts it in [`RuntimeMetrics::slow_polls`], and wakes an idle worker to take over what
+//! waits behind the stuck one: the sign that some work above belongs on another pool.
+//!
+//! ## Coming from tokio
+//!
+//! A program ports by renaming `tokio::` to `facade::` for: `#[main]`, `#[test]`, `spawn`,
+//! [`task::JoinHandle`], [`task::AbortHandle`], [`task::JoinSet`], [`select!`], [`join!`],
+//! [`try_join!`], [`spawn_blocking`], [`time`], [`net`], [`sync`], [`fs`], [`process`],
+//! [`signal`], [`io`] (over the futures-io traits, with the extension traits in [`prelude`]),
+//! `Builder::new_current_thread` / `new_multi_thread`, and `LocalRuntime` with
+//! [`task::spawn_local`] (there is no `LocalSet`: build a [`LocalRuntime`]). Not provided:
+//! tokio's own I/O traits (use the futures-io ones, or tokio-util's compat layer),
+//! `task_local!`, and a paused clock on a multi-thread runtime. The README has the table.
 
 mod builder;
 mod dedicated;
 mod driver;
+pub mod fs;
+pub mod io;
+mod join_set;
+mod local;
+mod macros;
+pub mod prelude;
+pub mod process;
 mod runtime;
 pub mod scheduler;
+pub mod signal;
+pub mod sync;
 pub mod task;
 pub mod time;
 
@@ -80,6 +130,44 @@ pub use builder::{
     MAX_WORKER_THREADS, SCHEDULERS,
 };
 pub use dedicated::{spawn_dedicated, spawn_dedicated_async, spawn_rayon};
+pub use local::LocalRuntime;
+#[doc(hidden)]
+pub use macros::__private;
+
+/// Runs `async fn main` on a runtime of this crate (tokio's `#[tokio::main]`).
+///
+/// Arguments: `scheduler = "fifo" | "worksteal" | "priority" | a name registered with
+/// [`scheduler::register_scheduler`]` and `worker_threads = N` (`0`: current-thread). Without
+/// them, the defaults of [`Builder::new`]. The environment variables `RUNTIME_SCHEDULER` and
+/// `RUNTIME_WORKER_THREADS` (and the others [`Builder::from_env`] reads), when set, override
+/// the arguments: `RUNTIME_SCHEDULER=priority cargo run` runs the same program under another
+/// policy. Bad arguments are compile errors that point at the argument.
+///
+/// ```
+/// #[facade::main(scheduler = "fifo", worker_threads = 2)]
+/// async fn main() -> std::io::Result<()> {
+///     let answer = facade::spawn(async { 42 }).await?;
+///     assert_eq!(answer, 42);
+///     Ok(())
+/// }
+/// ```
+pub use facade_macros::main;
+
+/// Runs an `async fn` test on a fresh runtime (tokio's `#[tokio::test]`), current-thread
+/// unless `worker_threads = N` says otherwise.
+///
+/// Arguments as [`main`](macro@main), plus `start_paused = true` (the clock starts paused:
+/// see [`Builder::start_paused`]). The environment overrides them as for `main`, so
+/// `RUNTIME_SCHEDULER=priority cargo test` runs a whole test suite under another scheduler
+/// without a code change.
+///
+/// ```no_run
+/// #[facade::test(scheduler = "priority")]
+/// async fn adds() {
+///     assert_eq!(facade::spawn(async { 1 + 1 }).await.unwrap(), 2);
+/// }
+/// ```
+pub use facade_macros::test;
 pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};
 pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,

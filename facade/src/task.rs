@@ -1,10 +1,16 @@
-//! Spawning with options: [`Builder`].
+//! Tasks: spawning with options ([`Builder`]), sets of tasks ([`JoinSet`]), `!Send` tasks
+//! ([`spawn_local`]), aborting ([`AbortHandle`]), and the current task's priority.
 
 use std::future::Future;
 
-use runtime_core::{JoinHandle, Priority, SpawnOptions};
+use runtime_core::{Priority, SpawnOptions};
 
 use crate::Handle;
+
+pub use crate::join_set::JoinSet;
+pub use crate::local::spawn_local;
+pub use crate::{spawn, spawn_blocking, yield_now};
+pub use runtime_core::{AbortHandle, JoinError, JoinHandle, TaskId};
 
 /// The priority of the task this is called from (`None` outside a task). A task spawned from a
 /// task inherits its priority unless given one.

@@ -21,7 +21,7 @@ use std::pin::Pin;
 
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+pub use std::time::{Duration, Instant};
 
 use timer::{FAR, Key, Timers};
 
@@ -320,4 +320,9 @@ pub fn timer_count() -> usize {
 /// timers and no further (for tests and diagnostics).
 pub fn timer_slots() -> usize {
     crate::driver::with_current(|io| io.map_or(0, |io| io.timers.capacity()))
+}
+
+/// The errors of this module (tokio's `time::error`).
+pub mod error {
+    pub use super::Elapsed;
 }

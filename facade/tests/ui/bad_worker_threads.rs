@@ -1,0 +1,2 @@
+#[facade::main(worker_threads = 100000)]
+async fn main() {}

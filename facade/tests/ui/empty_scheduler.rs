@@ -1,0 +1,4 @@
+#[facade::test(scheduler = "")]
+async fn t() {}
+
+fn main() {}

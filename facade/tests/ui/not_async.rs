@@ -1,0 +1,2 @@
+#[facade::main]
+fn main() {}

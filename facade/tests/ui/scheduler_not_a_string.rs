@@ -1,0 +1,2 @@
+#[facade::main(scheduler = fifo)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[facade::main(start_paused = true)]
+async fn main() {}

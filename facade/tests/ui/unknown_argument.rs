@@ -1,0 +1,2 @@
+#[facade::main(flavor = "current_thread")]
+async fn main() {}
