@@ -6,4 +6,5 @@ pub mod chaos;
 pub mod faults;
 pub mod io_time;
 pub mod suite;
+pub mod toolbox;
 pub mod watchdog;
