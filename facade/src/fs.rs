@@ -334,6 +334,16 @@ enum Op {
     Seek(io::Result<u64>),
 }
 
+impl Op {
+    /// The job's failure, if it failed.
+    fn into_result(self) -> io::Result<()> {
+        match self {
+            Op::Write(r) | Op::Read(r) => r,
+            Op::Seek(r) => r.map(|_| ()),
+        }
+    }
+}
+
 impl File {
     /// Opens a file for reading.
     pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
@@ -436,13 +446,7 @@ impl File {
                         }
                     }
                 }
-                State::Busy(_) => {
-                    if let Op::Write(Err(e)) | Op::Seek(Err(e)) | Op::Read(Err(e)) =
-                        ready!(self.poll_busy(cx))?
-                    {
-                        return Poll::Ready(Err(e));
-                    }
-                }
+                State::Busy(_) => ready!(self.poll_job(cx))?,
             }
         }
     }
@@ -461,6 +465,11 @@ impl File {
         };
         self.state = State::Idle(Some(buf));
         Poll::Ready(Ok(op))
+    }
+
+    /// Waits for the job in flight, with its failure as the error.
+    fn poll_job(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(ready!(self.poll_busy(cx))?.into_result())
     }
 
     fn take_buf(&mut self) -> Buf {
@@ -536,20 +545,15 @@ impl AsyncRead for File {
                         }
                     }
                 }
-                State::Busy(_) => match ready!(this.poll_busy(cx))? {
-                    Op::Read(Err(e)) | Op::Write(Err(e)) | Op::Seek(Err(e)) => {
-                        return Poll::Ready(Err(e));
+                State::Busy(_) => {
+                    let op = ready!(this.poll_busy(cx))?;
+                    let eof = matches!(op, Op::Read(Ok(())))
+                        && matches!(&this.state, State::Idle(Some(b)) if b.mode == Mode::Empty);
+                    op.into_result()?;
+                    if eof {
+                        return Poll::Ready(Ok(0));
                     }
-                    Op::Read(Ok(())) => {
-                        let State::Idle(Some(b)) = &this.state else {
-                            unreachable!("idle after poll_busy")
-                        };
-                        if b.mode == Mode::Empty {
-                            return Poll::Ready(Ok(0)); // end of file
-                        }
-                    }
-                    Op::Write(Ok(())) | Op::Seek(Ok(_)) => {}
-                },
+                }
             }
         }
     }
@@ -588,13 +592,7 @@ impl AsyncWrite for File {
                     }
                     return Poll::Ready(Ok(n));
                 }
-                State::Busy(_) => {
-                    if let Op::Write(Err(e)) | Op::Seek(Err(e)) | Op::Read(Err(e)) =
-                        ready!(this.poll_busy(cx))?
-                    {
-                        return Poll::Ready(Err(e));
-                    }
-                }
+                State::Busy(_) => ready!(this.poll_job(cx))?,
             }
         }
     }
@@ -609,13 +607,7 @@ impl AsyncWrite for File {
                     }
                     this.start_write();
                 }
-                State::Busy(_) => {
-                    if let Op::Write(Err(e)) | Op::Seek(Err(e)) | Op::Read(Err(e)) =
-                        ready!(this.poll_busy(cx))?
-                    {
-                        return Poll::Ready(Err(e));
-                    }
-                }
+                State::Busy(_) => ready!(this.poll_job(cx))?,
             }
         }
     }
@@ -641,8 +633,8 @@ impl AsyncSeek for File {
         this.seeking = false;
         match op? {
             Op::Seek(r) => Poll::Ready(r),
-            Op::Read(Err(e)) | Op::Write(Err(e)) => Poll::Ready(Err(e)),
-            Op::Read(Ok(())) | Op::Write(Ok(())) => {
+            other => {
+                other.into_result()?;
                 unreachable!("the job in flight during a seek is the seek")
             }
         }
