@@ -110,7 +110,15 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
             samples,
         ),
         "worksteal-nolifo" => measure(
-            || ours(Builder::new().work_stealing().lifo_slot(false), THREADS),
+            || {
+                ours(
+                    Builder::new().work_stealing_with(
+                        facade::sched::worksteal::WorkStealingConfig::default()
+                            .with_lifo_slot(false),
+                    ),
+                    THREADS,
+                )
+            },
             workload,
             samples,
         ),

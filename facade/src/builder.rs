@@ -37,8 +37,6 @@ pub(crate) type Start = Box<dyn FnOnce(Config) -> std::io::Result<runtime_core::
 /// ```
 pub struct Builder {
     scheduler: Choice,
-    /// Work-stealing's LIFO slot, if set (ignored by the other policies).
-    lifo_slot: Option<bool>,
     worker_threads: Option<usize>,
     thread_name: Option<String>,
     thread_stack_size: Option<usize>,
@@ -55,7 +53,6 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
             .field("scheduler", &self.scheduler.name())
-            .field("lifo_slot", &self.lifo_slot)
             .field("worker_threads", &self.worker_threads)
             .field("thread_name", &self.thread_name)
             .field("thread_stack_size", &self.thread_stack_size)
@@ -75,7 +72,6 @@ impl Builder {
     pub fn new() -> Builder {
         Builder {
             scheduler: Choice::WorkStealing(WorkStealingConfig::default()),
-            lifo_slot: None,
             worker_threads: None,
             thread_name: None,
             thread_stack_size: None,
@@ -192,20 +188,17 @@ impl Builder {
     /// Schedules by priority bands with weighted fair shares (`sched-priority`), with its
     /// default bands.
     pub fn priority_scheduler(self) -> Builder {
-        self.priority(PriorityConfig::default())
+        self.priority_scheduler_with(PriorityConfig::default())
     }
 
     /// Schedules by priority bands with weighted fair shares, with these bands and shares;
     /// `build` reports a nonsensical configuration (no band, a zero share, ...).
-    pub fn priority(mut self, config: PriorityConfig) -> Builder {
+    ///
+    /// The naming is one scheme for every policy: `fifo()`, `work_stealing()` /
+    /// `work_stealing_with(config)`, `priority_scheduler()` / `priority_scheduler_with(config)`,
+    /// with the configurations in [`facade::sched`](crate::sched).
+    pub fn priority_scheduler_with(mut self, config: PriorityConfig) -> Builder {
         self.scheduler = Choice::Priority(config);
-        self
-    }
-
-    /// Turns work-stealing's LIFO slot on or off (default on). The other policies have no
-    /// LIFO slot and ignore this setting.
-    pub fn lifo_slot(mut self, enabled: bool) -> Builder {
-        self.lifo_slot = Some(enabled);
         self
     }
 
@@ -438,12 +431,7 @@ impl Builder {
         let scheduler = self.scheduler.name().to_owned();
         let start = match self.scheduler {
             Choice::Fifo => start_with(sched_fifo::Fifo::new()),
-            Choice::WorkStealing(mut c) => {
-                if let Some(lifo) = self.lifo_slot {
-                    c.lifo_slot = lifo;
-                }
-                start_with(WorkStealing::with_config(c))
-            }
+            Choice::WorkStealing(c) => start_with(WorkStealing::with_config(c)),
             Choice::Priority(c) => match PriorityScheduler::new(c) {
                 Ok(s) => start_with(s),
                 Err(e) => {
@@ -833,7 +821,10 @@ mod tests {
         use sched_priority::Band;
         let mut c = PriorityConfig::default();
         c.bands[1].share = 0;
-        let e = Builder::new().priority(c).build().unwrap_err();
+        let e = Builder::new()
+            .priority_scheduler_with(c)
+            .build()
+            .unwrap_err();
         assert!(
             e.to_string().contains("priority bands") && e.to_string().contains("share 0"),
             "{e}"
@@ -843,7 +834,11 @@ mod tests {
                 bands,
                 ..PriorityConfig::default()
             };
-            Builder::new().priority(c).build().unwrap_err().to_string()
+            Builder::new()
+                .priority_scheduler_with(c)
+                .build()
+                .unwrap_err()
+                .to_string()
         };
         assert!(error_of(vec![]).contains("no bands"));
         assert!(error_of(vec![Band::new("a", 10, 1)]).contains("start at 0"));

@@ -173,8 +173,24 @@ pub use runtime_core::{
     EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
     yield_now,
 };
-pub use sched_priority::{Accounting, Band, PriorityConfig};
-pub use sched_worksteal::WorkStealingConfig;
+
+/// The built-in policies and their configurations, for
+/// [`Builder::work_stealing_with`] and [`Builder::priority_scheduler_with`] (or to run a policy
+/// through [`Builder::custom`]).
+pub mod sched {
+    /// One shared first-in, first-out queue.
+    pub mod fifo {
+        pub use sched_fifo::Fifo;
+    }
+    /// Per-worker queues with stealing; the LIFO slot is set in [`WorkStealingConfig`].
+    pub mod worksteal {
+        pub use sched_worksteal::{WorkStealing, WorkStealingConfig};
+    }
+    /// Priority bands with weighted fair shares.
+    pub mod priority {
+        pub use sched_priority::{Accounting, Band, PriorityConfig, PriorityScheduler};
+    }
+}
 
 /// Spawns a task on the current runtime.
 ///

@@ -23,8 +23,7 @@ fn main() {
         )
         .policy(Policy::new("worksteal_nolifo", no_lifo).builder(|n| {
             facade::Builder::new()
-                .work_stealing()
-                .lifo_slot(false)
+                .work_stealing_with(WorkStealingConfig::default().with_lifo_slot(false))
                 .worker_threads(n)
         }))
         .policy(
