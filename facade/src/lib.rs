@@ -182,7 +182,8 @@ pub mod sched {
     pub mod fifo {
         pub use sched_fifo::Fifo;
     }
-    /// Per-worker queues with stealing; the LIFO slot is set in [`WorkStealingConfig`].
+    /// Per-worker queues with stealing; the LIFO slot is set in
+    /// [`WorkStealingConfig`](sched_worksteal::WorkStealingConfig).
     pub mod worksteal {
         pub use sched_worksteal::{WorkStealing, WorkStealingConfig};
     }
