@@ -69,6 +69,10 @@ pub(crate) trait Exec {
     fn multi_thread(&self) -> bool {
         true
     }
+    /// Whether it runs only the scheduling workloads (the floor executors: no I/O, no timers).
+    fn scheduling_only(&self) -> bool {
+        false
+    }
     /// Yields once, the runtime's own way.
     fn yield_now() -> impl Future<Output = ()> + Send;
     /// Sleeps, with the runtime's own timer.
@@ -92,11 +96,14 @@ pub(crate) trait Exec {
 }
 
 /// futures-io streams (ours and smol's): read until full, `false` on EOF.
-async fn fio_read_exact<S: futures_io::AsyncRead + Unpin>(s: &mut S, buf: &mut [u8]) -> bool {
+pub(crate) async fn fio_read_exact<S: futures_io::AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut [u8],
+) -> bool {
     futures_lite::AsyncReadExt::read_exact(s, buf).await.is_ok()
 }
 
-async fn fio_write_all<S: futures_io::AsyncWrite + Unpin>(s: &mut S, buf: &[u8]) {
+pub(crate) async fn fio_write_all<S: futures_io::AsyncWrite + Unpin>(s: &mut S, buf: &[u8]) {
     futures_lite::AsyncWriteExt::write_all(s, buf)
         .await
         .expect("write");
@@ -292,15 +299,15 @@ impl Exec for Tokio {
 /// The parts of `Exec` that both smol runtimes share: async-io's timers and sockets.
 macro_rules! smol_io {
     () => {
-        fn yield_now() -> impl Future<Output = ()> + Send {
+        fn yield_now() -> impl std::future::Future<Output = ()> + Send {
             futures_lite::future::yield_now()
         }
-        async fn sleep(d: Duration) {
+        async fn sleep(d: std::time::Duration) {
             async_io::Timer::after(d).await;
         }
         type Stream = async_io::Async<std::net::TcpStream>;
         type Listener = async_io::Async<std::net::TcpListener>;
-        async fn bind() -> (Self::Listener, SocketAddr) {
+        async fn bind() -> (Self::Listener, std::net::SocketAddr) {
             let l =
                 async_io::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind");
             let a = l.get_ref().local_addr().expect("addr");
@@ -309,7 +316,7 @@ macro_rules! smol_io {
         async fn accept(l: &Self::Listener) -> Self::Stream {
             l.accept().await.expect("accept").0
         }
-        async fn connect(addr: SocketAddr) -> Self::Stream {
+        async fn connect(addr: std::net::SocketAddr) -> Self::Stream {
             async_io::Async::<std::net::TcpStream>::connect(addr)
                 .await
                 .expect("connect")
@@ -317,17 +324,19 @@ macro_rules! smol_io {
         fn read_exact<'a>(
             s: &'a mut Self::Stream,
             buf: &'a mut [u8],
-        ) -> impl Future<Output = bool> + Send + 'a {
-            fio_read_exact(s, buf)
+        ) -> impl std::future::Future<Output = bool> + Send + 'a {
+            $crate::exec::fio_read_exact(s, buf)
         }
         fn write_all<'a>(
             s: &'a mut Self::Stream,
             buf: &'a [u8],
-        ) -> impl Future<Output = ()> + Send + 'a {
-            fio_write_all(s, buf)
+        ) -> impl std::future::Future<Output = ()> + Send + 'a {
+            $crate::exec::fio_write_all(s, buf)
         }
     };
 }
+
+pub(crate) use smol_io;
 
 // ---- smol: an async-executor run by worker threads, with async-io's block_on ----
 

@@ -11,6 +11,7 @@
 
 mod alloc;
 mod exec;
+mod floor;
 mod report;
 mod workloads;
 
@@ -34,6 +35,9 @@ const RUNTIMES: &[&str] = &[
     "tokio-ct",
     "smol",
     "smol-ct",
+    // The floor: async-task and a queue, nothing else (scheduling workloads only).
+    "floor-mt",
+    "floor-ct",
     // Variants for measuring design choices; not in the default set.
     "worksteal-nolifo",
     "worksteal-nowd",
@@ -41,7 +45,7 @@ const RUNTIMES: &[&str] = &[
 ];
 
 /// The runtimes run when `--runtime` is not given.
-const DEFAULT_RUNTIMES: usize = 8;
+const DEFAULT_RUNTIMES: usize = 10;
 
 /// Worker threads of the multi-threaded runtimes.
 const THREADS: usize = 2;
@@ -137,6 +141,8 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
         "tokio-ct" => measure(tokio_ct, workload, samples),
         "smol" => measure(|| Smol::new(THREADS), workload, samples),
         "smol-ct" => measure(|| SmolCt, workload, samples),
+        "floor-mt" => measure(|| floor::FloorMt::new(THREADS), workload, samples),
+        "floor-ct" => measure(|| floor::FloorCt, workload, samples),
         other => unreachable!("unchecked runtime {other}"),
     }
 }

@@ -49,6 +49,18 @@ pub(crate) fn fresh_runtime_per_sample(workload: &str) -> bool {
 
 /// Runs one sample of `workload` on `e`; `None` if the runtime cannot run it.
 pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
+    let scheduling = matches!(
+        workload,
+        "spawn_many_local"
+            | "spawn_many_remote"
+            | "yield_many"
+            | "ping_pong"
+            | "chained_spawn"
+            | "idle_memory"
+    );
+    if e.scheduling_only() && !scheduling {
+        return None;
+    }
     let s = e.spawner();
     Some(match workload {
         "spawn_many_local" => spawn_many_local(e, s, size("BENCH_SPAWN_TASKS", 10_000)),

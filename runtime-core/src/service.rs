@@ -59,24 +59,24 @@ impl Service {
         self.since_read = 0;
     }
 
-    /// After a poll: services the driver if it is time. `now` is the end of the poll if the
-    /// caller read the clock anyway.
+    /// After a poll: services the driver if it is time; whether it did. `now` is the end of
+    /// the poll if the caller read the clock anyway.
     #[inline]
-    pub(crate) fn after_poll(&mut self, parking: &Parking, now: Option<Instant>) {
+    pub(crate) fn after_poll(&mut self, parking: &Parking, now: Option<Instant>) -> bool {
         self.ticks += 1;
         if self.ticks >= DRIVER_INTERVAL {
             self.ticks = 0;
             parking.poll_driver();
-            return;
+            return true;
         }
         if !parking.has_timer_hint() {
-            return; // no driver: nothing to service
+            return false; // no driver: nothing to service
         }
         self.since_read += 1;
         let now = match now {
             Some(now) => now,
             None if self.since_read >= self.every => Instant::now(),
-            None => return,
+            None => return false,
         };
         self.adapt(now);
         // Just back from parking (where the driver was serviced): the period starts now.
@@ -84,7 +84,9 @@ impl Service {
         if now.saturating_duration_since(since) >= SERVICE_PERIOD || parking.timer_due(now) {
             self.last_service = Some(now);
             parking.poll_driver();
+            return true;
         }
+        false
     }
 
     /// A clock read at `now` closes a window of `since_read` polls: adapts `every`.

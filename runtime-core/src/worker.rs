@@ -102,7 +102,7 @@ impl<S: Scheduler> DynScheduler for S {
     }
 
     fn new_state(&self, index: usize) -> WorkerState {
-        Box::new(RefCell::new(self.new_local(index)))
+        Box::new(Isolated(RefCell::new(self.new_local(index))))
     }
 
     fn run_worker<'m>(
@@ -145,11 +145,19 @@ impl<S: Scheduler> DynScheduler for S {
     }
 }
 
+/// A worker's state, alone on its cache lines: every `next` and every local `schedule` write
+/// its `RefCell` flag (and usually the policy's own fields), and two workers' states, small
+/// allocations made one after the other, would otherwise share a line. Two lines, for the
+/// adjacent-line prefetcher.
+#[repr(align(128))]
+struct Isolated<T>(T);
+
 /// The `RefCell<S::Local>` inside a worker state made by `new_state`.
 fn cell_of<S: Scheduler>(state: &WorkerState) -> &RefCell<S::Local> {
-    state
-        .downcast_ref::<RefCell<S::Local>>()
+    &state
+        .downcast_ref::<Isolated<RefCell<S::Local>>>()
         .expect("a runtime's worker states are made by its own scheduler")
+        .0
 }
 
 /// The worker loop. See `idle.rs` for the sleep/wake protocol it follows.
@@ -180,6 +188,11 @@ fn run<S: Scheduler>(
     };
     // When to service the driver between polls (service.rs).
     let mut service = Service::new();
+    // With `account_polls`: the end of the previous poll, when nothing but this loop ran since
+    // (no driver service, no main-future poll, no park). A poll then starts where the previous
+    // ended, so back-to-back polls cost one clock read each, not two; what the loop does in
+    // between (a `next`, a few counters) is charged to the next poll.
+    let mut last_end: Option<Instant> = None;
 
     while !(shared.is_closed() || primary && shared.policy.is_ejected()) {
         if let Some(m) = main.as_deref_mut() {
@@ -193,6 +206,7 @@ fn run<S: Scheduler>(
                     break;
                 }
                 service.after_poll(&shared.parking, None);
+                last_end = None;
             }
         }
         let task = sched.next(index, &mut cell.borrow_mut());
@@ -211,7 +225,7 @@ fn run<S: Scheduler>(
                 }
                 let now = if accounts {
                     let priority = task.metadata().priority();
-                    let start = Instant::now();
+                    let start = last_end.unwrap_or_else(Instant::now);
                     shared.run_task(index, task);
                     let now = Instant::now();
                     sched.account(index, &mut cell.borrow_mut(), priority, now - start);
@@ -220,9 +234,11 @@ fn run<S: Scheduler>(
                     shared.run_task(index, task);
                     None
                 };
-                service.after_poll(&shared.parking, now);
+                let serviced = service.after_poll(&shared.parking, now);
+                last_end = if serviced { None } else { now };
             }
             None if !st.registered => {
+                last_end = None;
                 // Announce, then look once more before sleeping (no lost wake-up).
                 idle.transition_to_parked(index, st.searching);
                 st.searching = false;

@@ -5,37 +5,60 @@
 //! (96+), Low (32+) and Background (0+), with shares 50, 25, 15, 7 and 3. Within a band tasks
 //! run in FIFO order.
 //!
+//! # Queues: per worker, per band, no global lock
+//!
+//! Each worker has one FIFO queue per band (crossbeam-deque's Chase-Lev deque: the owner pushes
+//! and pops without a read-modify-write); each band also has an injector, for tasks scheduled
+//! from outside the workers. A task woken or spawned on a worker goes to that worker's queue of
+//! its band; one scheduled from elsewhere goes to its band's injector. A worker with nothing
+//! visible to it steals about half of another worker's queue of the most urgent band that has
+//! work. Nothing on the schedule/next path takes a lock or touches a counter that another
+//! worker writes.
+//!
 //! # Sharing between bands
 //!
-//! Each band keeps a *virtual runtime*, advanced after every poll of one of its tasks by the
-//! poll's duration divided by the band's share (glommio's and Linux CFS's idea; with
-//! [`Accounting::PollCount`] by a fixed cost per poll instead). A worker always takes the next
-//! task from the band with the smallest virtual runtime, the more urgent band on a tie. So under
-//! contention each band with runnable tasks gets its share of worker time, and no band starves:
-//! the smallest share still gets its share.
+//! Each worker keeps a *virtual runtime* per band, advanced after every poll of one of the
+//! band's tasks on that worker by the poll's duration divided by the band's share (glommio's
+//! and Linux CFS's idea; with [`Accounting::PollCount`] by a fixed cost per poll instead). A
+//! worker takes its next task from the band with the smallest virtual runtime among the bands
+//! it can see work in (its own queues and the injectors), the more urgent band on a tie. So on
+//! each worker, each band with runnable tasks gets its share of that worker's time, and no band
+//! starves; since tasks are spread over the workers (spawns land where they are made, idle
+//! workers steal, the injectors are shared), the shares hold for the runtime as a whole too.
+//! The accounting is batched per worker: no other worker ever reads it.
 //!
 //! # Latency
 //!
-//! A band that becomes runnable starts at the smallest virtual runtime among the runnable bands,
-//! and never further ahead of it than [`PriorityConfig::max_lag`]. An urgent band that stays
-//! within its share is therefore picked by the next worker that finishes a poll, whichever
-//! worker that is (all bands are shared): an urgent task waits for about one poll, not for the
-//! queue. Strict priority would give the same latency but starve the low bands; here an urgent
-//! band that floods the runtime is held to its share.
+//! A band that becomes runnable on a worker starts at that worker's smallest virtual runtime
+//! among runnable bands, and never further ahead of it than [`PriorityConfig::max_lag`]. An
+//! urgent band that stays within its share is therefore picked by the next pick of the worker
+//! that holds its task: the task waits for the poll in progress on that worker, not for the
+//! queue. An urgent task woken from outside the workers sits in its band's injector, which
+//! every worker looks at on every pick, so the first worker to finish a poll takes it. And a
+//! worker that is idle (or wakes up for the task) steals urgent bands first. Strict priority
+//! would give the same latency but starve the low bands; here an urgent band that floods the
+//! runtime is held to its share.
 //!
-//! Poll times come from core ([`Hooks::account_polls`]): two clock reads per poll.
+//! Poll times come from core ([`Hooks::account_polls`]): one clock read per poll when polls
+//! follow each other (a poll is timed from the end of the previous one).
 //!
 //! A task's priority can change while it runs or waits (`JoinHandle::set_priority`, or from
 //! inside the task); the change applies at its next scheduling. A queued task stays in the
 //! queue it was put in, so no queue is ever corrupted.
+//!
+//! On one worker, tasks of one band run in the order they were scheduled, those scheduled on
+//! the worker before those that came through the injector since its last pick.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use runtime_core::{Hooks, MetricsVisitor, Notify, Priority, Runnable, ScheduleInfo, Scheduler};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use runtime_core::{
+    Hooks, MetricsVisitor, Notify, Priority, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
+};
 
 /// One band: tasks whose priority is at least `min_priority` (and below the previous band's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,22 +172,22 @@ impl PriorityConfig {
 const SCALE: u64 = 1 << 10;
 /// The cost of one poll under [`Accounting::PollCount`].
 const POLL_UNIT: u64 = 1_000_000;
+/// Most tasks one steal takes (from a worker's queue or an injector).
+const MAX_STEAL: usize = 32;
+/// Every this many picks, a worker moves tasks from the injector of its chosen band to the back
+/// of its own queue of that band, so that tasks scheduled from outside are not held up for good
+/// by a queue that never empties.
+const INJECTOR_INTERVAL: u32 = 31;
 
-struct BandQueue {
-    queue: VecDeque<Runnable>,
-    vruntime: u64,
-}
+/// Every this many picks, a worker looks at which bands the other workers have work in.
+const REMOTE_INTERVAL: u32 = 16;
 
-struct State {
-    bands: Vec<BandQueue>,
-    /// Monotonic: the smallest virtual runtime among runnable bands when last computed.
-    min_vruntime: u64,
-}
-
-/// Per-band counters, on their own cache lines would be overkill: one per band.
-#[derive(Default)]
-struct BandCounters {
-    polls: AtomicU64,
+/// What the other workers can reach of one worker: its queue of each band, and its counters.
+struct WorkerShared {
+    /// Set once, by `new_local`.
+    stealers: OnceLock<Box<[Stealer<Runnable>]>>,
+    /// Polls per band of this worker's picks (written by the worker only).
+    polls: Box<[Counter]>,
 }
 
 /// The priority policy. See the [crate docs](crate).
@@ -173,26 +196,86 @@ pub struct PriorityScheduler {
     /// `band_of[p]`: the band of priority `p`.
     band_of: [u8; 256],
     weights: Vec<u64>,
+    /// Per band: `config.max_lag` in virtual time.
+    lag: Vec<u64>,
     /// `config.max_lag` in nanoseconds of poll time.
     max_lag: u64,
-    state: Mutex<State>,
-    queued: AtomicUsize,
-    counters: Vec<BandCounters>,
+    /// Per band: tasks scheduled from outside the workers.
+    injectors: Box<[Injector<Runnable>]>,
+    workers: Box<[WorkerShared]>,
 }
 
 impl fmt::Debug for PriorityScheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PriorityScheduler")
             .field("config", &self.config)
-            .field("queued", &self.queued.load(Ordering::Relaxed))
+            .field("workers", &self.workers.len())
             .finish()
     }
 }
 
-/// A worker's state: the accounting of its last poll, applied at its next pick.
-#[derive(Debug, Default)]
+/// A worker's state: its queues, its virtual runtimes, and the accounting of its last poll
+/// (applied at its next pick).
 pub struct Local {
+    index: usize,
+    /// One FIFO queue per band.
+    queues: Box<[Worker<Runnable>]>,
+    /// Per band; each on cache lines of its own (see [`BandState`]).
+    bands: Box<[BandState]>,
+    /// Monotonic: the virtual runtime of the band last picked.
+    min_vruntime: u64,
     pending: Option<(u8, u64)>,
+    tick: u32,
+}
+
+impl fmt::Debug for Local {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Local")
+            .field("worker", &self.index)
+            .field(
+                "queued",
+                &self.queues.iter().map(Worker::len).sum::<usize>(),
+            )
+            .finish()
+    }
+}
+
+/// One band's accounting on one worker. Aligned to 128 bytes (two cache lines, for the
+/// adjacent-line prefetcher): the small per-worker allocations of two workers would otherwise
+/// share lines, and every pick writes here (measured: yield_many took 27 ms instead of 14 when
+/// the heap happened to place them together).
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct BandState {
+    vruntime: u64,
+    /// Whether the band had work at this worker's last pick (a band that had none starts
+    /// again near the others: see the crate docs).
+    active: bool,
+    /// Whether another worker's queue of this band had work at the last look (every
+    /// [`REMOTE_INTERVAL`] picks): a band served only by another worker is runnable here too,
+    /// so that shares hold across workers and not only on each.
+    remote: bool,
+}
+
+/// A counter written by one worker, on cache lines of its own.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Counter(AtomicU64);
+
+/// Only the owner writes its counters: no read-modify-write needed.
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Runs a steal to completion (retrying a lost race).
+fn settle(mut steal: impl FnMut() -> Steal<Runnable>) -> Option<Runnable> {
+    loop {
+        match steal() {
+            Steal::Success(t) => return Some(t),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
 }
 
 impl PriorityScheduler {
@@ -209,22 +292,17 @@ impl PriorityScheduler {
         }
         let weights: Vec<u64> = config.bands.iter().map(|b| u64::from(b.share)).collect();
         let max_lag = u64::try_from(config.max_lag.as_nanos()).unwrap_or(u64::MAX / SCALE);
+        let lag = weights
+            .iter()
+            .map(|w| max_lag.saturating_mul(SCALE) / w)
+            .collect();
         Ok(PriorityScheduler {
             band_of,
             max_lag,
-            state: Mutex::new(State {
-                bands: weights
-                    .iter()
-                    .map(|_| BandQueue {
-                        queue: VecDeque::new(),
-                        vruntime: 0,
-                    })
-                    .collect(),
-                min_vruntime: 0,
-            }),
-            counters: weights.iter().map(|_| BandCounters::default()).collect(),
+            lag,
+            injectors: weights.iter().map(|_| Injector::new()).collect(),
+            workers: Box::new([]),
             weights,
-            queued: AtomicUsize::new(0),
             config,
         })
     }
@@ -239,13 +317,74 @@ impl PriorityScheduler {
         &self.config
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The band with runnable work that `l` should serve now, if any: the smallest virtual
+    /// runtime among the bands with work in `l`'s queues, the injectors, or (at the last
+    /// look) other workers' queues.
+    #[inline]
+    fn pick_band(&self, l: &mut Local) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for b in 0..l.queues.len() {
+            if !l.bands[b].remote && l.queues[b].is_empty() && self.injectors[b].is_empty() {
+                l.bands[b].active = false;
+                continue;
+            }
+            if !l.bands[b].active {
+                // Waking up: no credit for the time it was idle, and no more than `max_lag`
+                // of its own poll time ahead of the others either.
+                let floor = l.min_vruntime;
+                let st = &mut l.bands[b];
+                st.active = true;
+                st.vruntime = st.vruntime.clamp(floor, floor.saturating_add(self.lag[b]));
+            }
+            if best.is_none_or(|j| l.bands[b].vruntime < l.bands[j].vruntime) {
+                best = Some(b);
+            }
+        }
+        best
     }
 
-    fn charge(&self, state: &mut State, band: usize, cost: u64) {
-        let v = &mut state.bands[band].vruntime;
-        *v = v.saturating_add(cost.saturating_mul(SCALE) / self.weights[band]);
+    fn take_injected(&self, l: &Local, band: usize) -> Option<Runnable> {
+        settle(|| self.injectors[band].steal_batch_with_limit_and_pop(&l.queues[band], MAX_STEAL))
+    }
+
+    /// Steals about half of another worker's queue of `band` (at most [`MAX_STEAL`]).
+    fn steal_band(&self, l: &Local, band: usize) -> Option<Runnable> {
+        let n = self.workers.len();
+        for k in 1..n {
+            let v = (l.index + k) % n;
+            let Some(stealers) = self.workers[v].stealers.get() else {
+                continue;
+            };
+            let victim = &stealers[band];
+            if victim.is_empty() {
+                continue;
+            }
+            let dest = &l.queues[band];
+            if let Some(t) = settle(|| victim.steal_batch_with_limit_and_pop(dest, MAX_STEAL)) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Which bands have work in other workers' queues.
+    fn look_remote(&self, l: &mut Local) {
+        let n = self.workers.len();
+        for b in 0..l.bands.len() {
+            l.bands[b].remote = (1..n).any(|k| {
+                self.workers[(l.index + k) % n]
+                    .stealers
+                    .get()
+                    .is_some_and(|s| !s[b].is_empty())
+            });
+        }
+    }
+
+    #[inline]
+    fn picked(&self, l: &mut Local, band: usize, task: Runnable) -> Runnable {
+        l.min_vruntime = l.min_vruntime.max(l.bands[band].vruntime);
+        bump(&self.workers[l.index].polls[band].0);
+        task
     }
 }
 
@@ -256,54 +395,115 @@ impl Scheduler for PriorityScheduler {
         "priority"
     }
 
-    fn new_local(&self, _worker: usize) -> Local {
-        Local::default()
+    fn init(&mut self, workers: usize) {
+        let bands = self.weights.len();
+        self.workers = (0..workers.max(1))
+            .map(|_| WorkerShared {
+                stealers: OnceLock::new(),
+                polls: (0..bands).map(|_| Counter::default()).collect(),
+            })
+            .collect();
+    }
+
+    fn new_local(&self, worker: usize) -> Local {
+        let queues: Box<[Worker<Runnable>]> =
+            self.weights.iter().map(|_| Worker::new_fifo()).collect();
+        let stealers = queues.iter().map(Worker::stealer).collect();
+        if self.workers[worker].stealers.set(stealers).is_err() {
+            panic!("core creates worker {worker}'s state once");
+        }
+        Local {
+            index: worker,
+            bands: self.weights.iter().map(|_| BandState::default()).collect(),
+            queues,
+            min_vruntime: 0,
+            pending: None,
+            tick: 0,
+        }
     }
 
     fn hooks(&self) -> Hooks {
         Hooks::NONE.account_polls()
     }
 
-    fn schedule(&self, task: Runnable, _info: ScheduleInfo, _local: Option<&mut Local>) -> Notify {
+    #[inline]
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Local>) -> Notify {
         let band = self.band_of(task.metadata().priority());
-        let mut state = self.state();
-        let floor = state.min_vruntime;
-        let b = &mut state.bands[band];
-        if b.queue.is_empty() {
-            // Waking up: no credit for the time it was idle, and no more than `max_lag` of its
-            // own poll time ahead of the others either.
-            let lag = self.max_lag.saturating_mul(SCALE) / self.weights[band];
-            b.vruntime = b.vruntime.clamp(floor, floor.saturating_add(lag));
-        }
-        b.queue.push_back(task);
-        self.queued.fetch_add(1, Ordering::Release);
-        // Every band is shared by every worker: any idle one can take it.
-        Notify::Any
-    }
-
-    fn next(&self, _worker: usize, local: &mut Local) -> Option<Runnable> {
-        let pending = local.pending.take();
-        if pending.is_none() && self.queued.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut state = self.state();
-        if let Some((band, cost)) = pending {
-            self.charge(&mut state, usize::from(band), cost);
-        }
-        let mut best: Option<usize> = None;
-        for (i, b) in state.bands.iter().enumerate() {
-            if !b.queue.is_empty() && best.is_none_or(|j| b.vruntime < state.bands[j].vruntime) {
-                best = Some(i);
+        match local {
+            Some(l) => {
+                l.queues[band].push(task);
+                // A yield wakes nobody: this worker is awake and comes back to the task.
+                if info.reason == ScheduleReason::Yield {
+                    Notify::None
+                } else {
+                    Notify::Any
+                }
+            }
+            None => {
+                self.injectors[band].push(task);
+                Notify::Any
             }
         }
-        let band = best?;
-        state.min_vruntime = state.min_vruntime.max(state.bands[band].vruntime);
-        let task = state.bands[band].queue.pop_front();
-        if task.is_some() {
-            self.queued.fetch_sub(1, Ordering::Release);
-            self.counters[band].polls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn next(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
+        if let Some((band, cost)) = l.pending.take() {
+            let b = usize::from(band);
+            let v = &mut l.bands[b].vruntime;
+            *v = v.saturating_add(cost.saturating_mul(SCALE) / self.weights[b]);
         }
-        task
+        l.tick = l.tick.wrapping_add(1);
+        if self.workers.len() > 1 && l.tick % REMOTE_INTERVAL == 0 {
+            self.look_remote(l);
+        }
+        // At most one round per band: a band whose work turns out to be gone is dropped from
+        // the remote view and the pick is made again.
+        for _ in 0..l.queues.len() {
+            let Some(band) = self.pick_band(l) else {
+                break;
+            };
+            if l.tick % INJECTOR_INTERVAL == 0 {
+                // Behind what this worker holds (FIFO within the band), not ahead of it.
+                let _ = self.injectors[band].steal_batch_with_limit(&l.queues[band], MAX_STEAL);
+            }
+            let task = l.queues[band]
+                .pop()
+                .or_else(|| self.take_injected(l, band))
+                .or_else(|| self.steal_band(l, band));
+            if let Some(t) = task {
+                return Some(self.picked(l, band, t));
+            }
+            l.bands[band].remote = false;
+        }
+        // Nothing seen yet: look at the other workers now (an idle worker, or one just woken
+        // for a task another worker queued), the most urgent band first.
+        if self.workers.len() > 1 {
+            self.look_remote(l);
+            for band in 0..l.queues.len() {
+                if l.bands[band].remote {
+                    if let Some(t) = self.steal_band(l, band) {
+                        self.pick_band(l);
+                        return Some(self.picked(l, band, t));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn drain(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
+        // Its own queues, then what all workers share (the injectors); the other workers'
+        // queues are drained with their own state.
+        for b in 0..l.queues.len() {
+            if let Some(t) = l.queues[b].pop() {
+                return Some(t);
+            }
+            if let Some(t) = settle(|| self.injectors[b].steal()) {
+                return Some(t);
+            }
+        }
+        None
     }
 
     fn account(&self, _worker: usize, local: &mut Local, priority: Priority, elapsed: Duration) {
@@ -320,15 +520,20 @@ impl Scheduler for PriorityScheduler {
 
     /// Polls per band, each under `<band name>_polls` (for instance `critical_polls`).
     fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
-        if worker.is_some() {
-            return;
-        }
+        let pick: &[WorkerShared] = match worker {
+            Some(i) => self.workers.get(i..=i).unwrap_or(&[]),
+            None => &self.workers,
+        };
         let mut name = String::new();
-        for (band, c) in self.config.bands.iter().zip(&self.counters) {
+        for (b, band) in self.config.bands.iter().enumerate() {
             name.clear();
             name.push_str(&band.name);
             name.push_str("_polls");
-            out.counter(&name, c.polls.load(Ordering::Relaxed));
+            let n = pick
+                .iter()
+                .map(|w| w.polls[b].0.load(Ordering::Relaxed))
+                .sum();
+            out.counter(&name, n);
         }
     }
 }
