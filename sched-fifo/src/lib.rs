@@ -2,15 +2,24 @@
 //!
 //! # Ordering guarantee
 //!
-//! Tasks are handed out in the order in which they became runnable: the order of the
+//! Tasks leave the shared queue in the order in which they entered it: the order of the
 //! `schedule` calls, as linearised by the queue. With one worker, tasks therefore *run* in
-//! exactly that order. With `N` workers, tasks *start* in that order, but `N` of them run at a
-//! time, so a later task can finish before an earlier one. A task that yields goes to the back,
-//! behind everything already queued, so a yielding loop cannot starve the others.
+//! exactly the order they became runnable (see below).
 //!
-//! FIFO is simple, fair, and has predictable latency: a runnable task waits for at most the
-//! tasks queued before it. Its cost is that every schedule and every pick goes through one shared
-//! queue, which becomes a point of contention with many workers; work-stealing avoids it.
+//! With `N` workers, a worker takes tasks from the front of the queue in a small batch (at most
+//! [`MAX_BATCH`], and no more than its share of what is queued) and runs them in that order,
+//! so one lock is taken per batch, not per task. A task therefore starts after at most
+//! `MAX_BATCH * (N - 1)` tasks that entered the queue after it, and `N` tasks run at a time, so
+//! a later task can finish before an earlier one. A task scheduled on a worker (woken, spawned
+//! or yielding there) is kept aside and enters the queue at that worker's next batch (at most
+//! `MAX_BATCH` picks later, in the order it was scheduled), behind everything queued by then,
+//! so a yielding loop cannot starve the others; a task scheduled from outside the workers
+//! enters the queue at once.
+//!
+//! The bound is what FIFO promises: a runnable task waits for at most the tasks queued before
+//! it plus one batch per other worker, whatever the load. A worker with nothing to do takes
+//! the tasks another worker has taken but not started (its batch and its yielded tasks, oldest
+//! first), so no task waits behind a worker stuck in a long poll.
 //!
 //! # One worker
 //!
@@ -44,44 +53,116 @@
 //! ```
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-use concurrent_queue::ConcurrentQueue;
-use runtime_core::{Notify, Runnable, ScheduleInfo, Scheduler};
+use crossbeam_deque::{Steal, Stealer, Worker};
+use runtime_core::{
+    Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler, lock_unpoisoned as lock,
+};
+
+/// The most tasks a worker takes from the shared queue at once.
+pub const MAX_BATCH: usize = 16;
 
 /// One shared first-in, first-out queue. See the [crate docs](crate) for the ordering guarantee.
 #[derive(Debug)]
 pub struct Fifo {
-    queue: ConcurrentQueue<Runnable>,
+    queue: Mutex<VecDeque<Runnable>>,
+    /// `queue`'s length, updated under its lock (read without it, to skip the lock when there
+    /// is nothing).
+    len: AtomicUsize,
     /// Whether the runtime has a single worker (then it keeps a private deque, see the crate
     /// docs).
     single: bool,
+    /// What the other workers can take of each worker's batch and yielded tasks.
+    workers: Box<[WorkerShared]>,
+}
+
+#[derive(Debug, Default)]
+struct WorkerShared {
+    batch: OnceLock<Stealer<Runnable>>,
+    yielded: OnceLock<Stealer<Runnable>>,
+}
+
+/// A worker's state.
+#[derive(Debug)]
+pub struct Local {
+    index: usize,
+    /// One worker: its private deque of everything (see the crate docs). Several: unused.
+    deque: VecDeque<Runnable>,
+    /// Tasks taken from the shared queue, in its order, not started yet.
+    batch: Worker<Runnable>,
+    /// Tasks scheduled on this worker (woken, spawned or yielding here), to enter the shared
+    /// queue at the next batch.
+    yielded: Worker<Runnable>,
 }
 
 impl Fifo {
     /// A FIFO scheduler with an empty queue.
     pub fn new() -> Fifo {
         Fifo {
-            queue: ConcurrentQueue::unbounded(),
+            queue: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
             single: false,
+            workers: Box::new([]),
         }
     }
 
     fn push_shared(&self, task: Runnable) {
-        // An unbounded queue that is never closed accepts every push.
-        if let Err(e) = self.queue.push(task) {
-            unreachable!("the FIFO queue is never closed: {e}");
-        }
+        let mut q = lock(&self.queue);
+        q.push_back(task);
+        self.len.store(q.len(), Ordering::Release);
     }
 
     /// Moves everything in the shared inbox to the back of the worker's deque.
     #[inline]
     fn take_inbox(&self, local: &mut VecDeque<Runnable>) {
-        while !self.queue.is_empty() {
-            match self.queue.pop() {
-                Ok(t) => local.push_back(t),
-                Err(_) => break,
+        if self.len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut q = lock(&self.queue);
+        local.extend(q.drain(..));
+        self.len.store(0, Ordering::Release);
+    }
+
+    /// Several workers: puts this worker's yielded tasks at the back of the shared queue and
+    /// takes a batch from its front; returns the first task of the batch.
+    fn refill(&self, l: &Local) -> Option<Runnable> {
+        if l.yielded.is_empty() && self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = lock(&self.queue);
+        while let Some(t) = l.yielded.pop() {
+            q.push_back(t);
+        }
+        let share = q.len().div_ceil(self.workers.len().max(1)).min(MAX_BATCH);
+        let first = q.pop_front();
+        for _ in 1..share {
+            match q.pop_front() {
+                Some(t) => l.batch.push(t),
+                None => break,
             }
         }
+        self.len.store(q.len(), Ordering::Release);
+        first
+    }
+
+    /// Takes what another worker has taken but not started (an idle worker: nothing queued).
+    fn steal(&self, l: &Local) -> Option<Runnable> {
+        let n = self.workers.len();
+        for k in 1..n {
+            let w = &self.workers[(l.index + k) % n];
+            for s in [w.batch.get(), w.yielded.get()].into_iter().flatten() {
+                loop {
+                    match s.steal_batch_and_pop(&l.batch) {
+                        Steal::Success(t) => return Some(t),
+                        Steal::Empty => break,
+                        Steal::Retry => std::hint::spin_loop(),
+                    }
+                }
+            }
+        }
+        None
     }
 }
 
@@ -92,8 +173,7 @@ impl Default for Fifo {
 }
 
 impl Scheduler for Fifo {
-    /// The single worker's private deque (unused with several workers).
-    type Local = VecDeque<Runnable>;
+    type Local = Local;
 
     fn name(&self) -> &str {
         "fifo"
@@ -101,25 +181,46 @@ impl Scheduler for Fifo {
 
     fn init(&mut self, workers: usize) {
         self.single = workers == 1;
+        self.workers = (0..workers.max(1))
+            .map(|_| WorkerShared::default())
+            .collect();
     }
 
-    fn new_local(&self, _worker: usize) -> Self::Local {
-        VecDeque::new()
+    fn new_local(&self, worker: usize) -> Local {
+        let (batch, yielded) = (Worker::new_fifo(), Worker::new_fifo());
+        let shared = &self.workers[worker];
+        if shared.batch.set(batch.stealer()).is_err()
+            || shared.yielded.set(yielded.stealer()).is_err()
+        {
+            panic!("core creates worker {worker}'s state once");
+        }
+        Local {
+            index: worker,
+            deque: VecDeque::new(),
+            batch,
+            yielded,
+        }
     }
 
     #[inline]
-    fn schedule(
-        &self,
-        task: Runnable,
-        _info: ScheduleInfo,
-        local: Option<&mut Self::Local>,
-    ) -> Notify {
+    fn schedule(&self, task: Runnable, info: ScheduleInfo, local: Option<&mut Local>) -> Notify {
         match local {
-            Some(local) if self.single => {
+            Some(l) if self.single => {
                 // The only worker is the caller: awake, and it looks here next.
-                self.take_inbox(local);
-                local.push_back(task);
+                self.take_inbox(&mut l.deque);
+                l.deque.push_back(task);
                 Notify::None
+            }
+            Some(l) => {
+                // Kept aside: it enters the queue at this worker's next batch (one lock for
+                // all of them), and an idle worker woken for it takes it from here.
+                l.yielded.push(task);
+                // A yield wakes nobody: this worker is awake and comes back to it.
+                if info.reason == ScheduleReason::Yield {
+                    Notify::None
+                } else {
+                    Notify::Any
+                }
             }
             _ => {
                 self.push_shared(task);
@@ -129,17 +230,28 @@ impl Scheduler for Fifo {
     }
 
     #[inline]
-    fn next(&self, _worker: usize, local: &mut Self::Local) -> Option<Runnable> {
+    fn next(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
         if self.single {
-            self.take_inbox(local);
-            local.pop_front()
-        } else {
-            self.queue.pop().ok()
+            self.take_inbox(&mut l.deque);
+            return l.deque.pop_front();
         }
+        l.batch
+            .pop()
+            .or_else(|| self.refill(l))
+            .or_else(|| self.steal(l))
     }
 
-    fn drain(&self, _worker: usize, local: &mut Self::Local) -> Option<Runnable> {
-        local.pop_front().or_else(|| self.queue.pop().ok())
+    fn drain(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
+        l.deque
+            .pop_front()
+            .or_else(|| l.batch.pop())
+            .or_else(|| l.yielded.pop())
+            .or_else(|| {
+                let mut q = lock(&self.queue);
+                let t = q.pop_front();
+                self.len.store(q.len(), Ordering::Release);
+                t
+            })
     }
 }
 
@@ -160,7 +272,7 @@ mod tests {
     fn single_worker_keeps_the_order_across_inbox_and_deque() {
         let mut f = Fifo::new();
         f.init(1);
-        let mut local = VecDeque::new();
+        let mut local = f.new_local(0);
         let (tasks, _handles): (Vec<_>, Vec<_>) = (0..4).map(|_| task()).unzip();
         let ids: Vec<_> = tasks.iter().map(|t| t.metadata().id()).collect();
         let mut tasks = tasks.into_iter();
