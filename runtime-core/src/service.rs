@@ -104,3 +104,82 @@ impl Service {
         self.since_read = 0;
     }
 }
+
+/// Windows of polls longer than this are timed poll by poll.
+const EXACT_ABOVE: Duration = Duration::from_micros(20);
+/// Polls shorter than this on average let the window grow (doubling, up to [`MAX_EVERY`]).
+const SHORT_POLL: Duration = Duration::from_micros(2);
+
+/// Poll times for a policy that accounts them (`Hooks::account_polls`), at the cost of a
+/// clock read every few polls rather than two per poll.
+///
+/// A window of `every` back-to-back polls is timed as a whole: each poll but the last is
+/// charged the average poll time of the previous window, and the last the rest of the window's
+/// time, so what is charged adds up to the time that passed (the policy's shares stay exact in
+/// total; only how a window's time is split between its polls is estimated). `every` is 1, an
+/// exact time for each poll, as soon as a window lasts more than 20 us, and doubles up to 16
+/// while polls average under 2 us: a long poll is charged to its own task, and short ones,
+/// where two clock reads would cost as much as the poll, are timed in bulk. The window starts
+/// where the previous poll ended; anything else the loop does (a driver service, the main
+/// future, parking) ends it ([`interrupt`](Self::interrupt)).
+pub(crate) struct PollClock {
+    start: Option<Instant>,
+    polls: u32,
+    every: u32,
+    avg: Duration,
+    charged: Duration,
+}
+
+impl PollClock {
+    pub(crate) fn new() -> PollClock {
+        PollClock {
+            start: None,
+            polls: 0,
+            every: 1,
+            avg: Duration::ZERO,
+            charged: Duration::ZERO,
+        }
+    }
+
+    /// Before a poll: opens a window if none is open.
+    #[inline]
+    pub(crate) fn before_poll(&mut self) {
+        if self.start.is_none() {
+            self.start = Some(Instant::now());
+            self.polls = 0;
+            self.charged = Duration::ZERO;
+        }
+    }
+
+    /// After a poll: what to charge it, and the time if the clock was read.
+    #[inline]
+    pub(crate) fn after_poll(&mut self) -> (Duration, Option<Instant>) {
+        self.polls += 1;
+        let Some(start) = self.start else {
+            return (self.avg, None); // not reached: `before_poll` opened a window
+        };
+        if self.polls < self.every {
+            self.charged += self.avg;
+            return (self.avg, None);
+        }
+        let now = Instant::now();
+        let total = now.saturating_duration_since(start);
+        let charge = total.saturating_sub(self.charged);
+        self.avg = total / self.polls;
+        if total > EXACT_ABOVE {
+            self.every = 1;
+        } else if self.avg < SHORT_POLL {
+            self.every = (self.every * 2).min(MAX_EVERY);
+        }
+        self.start = Some(now);
+        self.polls = 0;
+        self.charged = Duration::ZERO;
+        (charge, Some(now))
+    }
+
+    /// Something other than back-to-back polls ran: the next poll opens a new window.
+    #[inline]
+    pub(crate) fn interrupt(&mut self) {
+        self.start = None;
+    }
+}

@@ -14,11 +14,10 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::context::{self, WorkerRef};
 use crate::scheduler::{MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};
-use crate::service::Service;
+use crate::service::{PollClock, Service};
 use crate::shared::Shared;
 use crate::task::{Runnable, TaskMeta};
 use crate::watchdog::{MAIN_POLL, PollMark};
@@ -188,11 +187,8 @@ fn run<S: Scheduler>(
     };
     // When to service the driver between polls (service.rs).
     let mut service = Service::new();
-    // With `account_polls`: the end of the previous poll, when nothing but this loop ran since
-    // (no driver service, no main-future poll, no park). A poll then starts where the previous
-    // ended, so back-to-back polls cost one clock read each, not two; what the loop does in
-    // between (a `next`, a few counters) is charged to the next poll.
-    let mut last_end: Option<Instant> = None;
+    // With `account_polls`: poll times, read from the clock every few polls (service.rs).
+    let mut clock = PollClock::new();
 
     while !(shared.is_closed() || primary && shared.policy.is_ejected()) {
         if let Some(m) = main.as_deref_mut() {
@@ -206,7 +202,7 @@ fn run<S: Scheduler>(
                     break;
                 }
                 service.after_poll(&shared.parking, None);
-                last_end = None;
+                clock.interrupt();
             }
         }
         let task = sched.next(index, &mut cell.borrow_mut());
@@ -225,20 +221,21 @@ fn run<S: Scheduler>(
                 }
                 let now = if accounts {
                     let priority = task.metadata().priority();
-                    let start = last_end.unwrap_or_else(Instant::now);
+                    clock.before_poll();
                     shared.run_task(index, task);
-                    let now = Instant::now();
-                    sched.account(index, &mut cell.borrow_mut(), priority, now - start);
-                    Some(now)
+                    let (elapsed, now) = clock.after_poll();
+                    sched.account(index, &mut cell.borrow_mut(), priority, elapsed);
+                    now
                 } else {
                     shared.run_task(index, task);
                     None
                 };
-                let serviced = service.after_poll(&shared.parking, now);
-                last_end = if serviced { None } else { now };
+                if service.after_poll(&shared.parking, now) {
+                    clock.interrupt();
+                }
             }
             None if !st.registered => {
-                last_end = None;
+                clock.interrupt();
                 // Announce, then look once more before sleeping (no lost wake-up).
                 idle.transition_to_parked(index, st.searching);
                 st.searching = false;

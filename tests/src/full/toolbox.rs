@@ -277,8 +277,13 @@ pub fn channels_lose_nothing_and_spend_the_budget(make: Make) {
                         before += 1;
                     }
                 }
-                assert!(other_ran.load(Ordering::SeqCst));
-                assert!(before < 20_000, "the receiver never yielded");
+                // On one thread the other task runs only if the receiver yields; with workers it
+                // runs on one of them whenever the OS lets it, so only current-thread mode can
+                // tell.
+                if workers == 0 {
+                    assert!(other_ran.load(Ordering::SeqCst));
+                    assert!(before < 20_000, "the receiver never yielded");
+                }
 
                 let (btx, mut b1) = facade::sync::broadcast::channel::<u8>(16);
                 let mut b2 = btx.subscribe();
