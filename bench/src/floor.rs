@@ -45,6 +45,20 @@ fn main_waker() -> (Arc<ThreadWaker>, Waker) {
     (w.clone(), Waker::from(w))
 }
 
+/// Creates a task and schedules it once: all either floor does to spawn.
+fn start<F>(
+    future: F,
+    schedule: impl Fn(Runnable) + Send + Sync + 'static,
+) -> async_task::Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (r, t) = async_task::spawn(future, schedule);
+    r.schedule();
+    t
+}
+
 // ---- floor-ct ----
 
 thread_local! {
@@ -67,9 +81,7 @@ impl Spawner for FloorCtSpawner {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let (r, t) = async_task::spawn(future, ct_schedule);
-        r.schedule();
-        t
+        start(future, ct_schedule)
     }
     fn detach<T: Send + 'static>(join: Self::Join<T>) {
         join.detach();
@@ -263,9 +275,7 @@ impl Spawner for FloorMtSpawner {
         F::Output: Send + 'static,
     {
         let shared = self.0.clone();
-        let (r, t) = async_task::spawn(future, move |r| shared.schedule(r));
-        r.schedule();
-        t
+        start(future, move |r| shared.schedule(r))
     }
     fn detach<T: Send + 'static>(join: Self::Join<T>) {
         join.detach();
