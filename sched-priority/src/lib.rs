@@ -431,9 +431,14 @@ impl Scheduler for PriorityScheduler {
         let band = self.band_of(task.metadata().priority());
         match local {
             Some(l) => {
+                let was_empty = l.queues[band].is_empty();
                 l.queues[band].push(task);
-                // A yield wakes nobody: this worker is awake and comes back to the task.
-                if info.reason == ScheduleReason::Yield {
+                // A yield wakes nobody: this worker is awake and comes back to the task. Nor
+                // does the only task of its band's queue: this worker takes it at its next pick
+                // of the band (a chain of spawns or wakes stays on one worker instead of waking
+                // the other for each hop, as tokio's LIFO slot does); a second one is there for
+                // another worker to take.
+                if info.reason == ScheduleReason::Yield || was_empty {
                     Notify::None
                 } else {
                     Notify::Any
