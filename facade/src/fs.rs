@@ -410,15 +410,15 @@ impl File {
     /// The std file, once buffered writes are done and read-ahead given back.
     pub async fn into_std(mut self) -> StdFile {
         let _ = self.settle().await;
-        match Arc::try_unwrap(self.std.clone()) {
-            Ok(f) => {
-                self.state = State::Idle(None);
-                f
-            }
-            Err(shared) => shared
+        // Settled: no job holds the file any more, and nothing is left to write on drop.
+        self.state = State::Idle(None);
+        let std = self.std.clone();
+        drop(self);
+        Arc::try_unwrap(std).unwrap_or_else(|shared| {
+            shared
                 .try_clone()
-                .expect("File::into_std: the file is still used by a job, and cannot be cloned"),
-        }
+                .expect("File::into_std: the file is shared and cannot be duplicated")
+        })
     }
 
     /// Writes the buffer and gives back what was read ahead, so that the file's position is

@@ -370,6 +370,8 @@ pub fn fs_round_trip_with_a_large_file(make: Make) {
                 f.read_to_end(&mut all).await.unwrap();
                 assert_eq!(&all[..100], &data[..100]);
                 assert_eq!(&all[100..], b"tail");
+                let std_file = f.into_std().await;
+                assert_eq!(std_file.metadata().unwrap().len(), 104);
 
                 facade::fs::write(dir.join("a.txt"), "a").await.unwrap();
                 facade::fs::rename(dir.join("a.txt"), dir.join("b.txt"))
