@@ -615,6 +615,15 @@ impl std::error::Error for BuildError {}
 mod tests {
     use super::*;
 
+    /// `facade-macros` (a proc-macro crate, which cannot import this constant) checks
+    /// `worker_threads = N` against the same bound.
+    #[test]
+    fn the_macros_bound_on_worker_threads_is_this_one() {
+        assert_eq!(MAX_WORKER_THREADS, 1024);
+        let ui = include_str!("../tests/ui/bad_worker_threads.stderr");
+        assert!(ui.contains(&format!("from 0 to {MAX_WORKER_THREADS}")), "{ui}");
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Builder {
         let pairs: Vec<(String, String)> = pairs
             .iter()

@@ -30,21 +30,6 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// `block_on`'s future, polled with a fresh budget each time as a task is: a loop over
-/// resources that are always ready yields there too (and, in current-thread mode, lets the
-/// tasks run).
-pub(crate) struct Budgeted<F>(pub(crate) F);
-
-impl<F: Future> Future for Budgeted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: structural pinning of the only field; `Budgeted` never moves it.
-        let f = unsafe { self.map_unchecked_mut(|b| &mut b.0) };
-        with_budget(|| f.poll(cx))
-    }
-}
-
 /// Spends one unit of the current task's budget.
 ///
 /// Returns `Poll::Ready(())` if the caller may proceed; otherwise wakes the task and returns

@@ -207,7 +207,11 @@ impl Runtime {
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _driving = context::enter_driving().unwrap_or_else(|msg| panic!("{msg}"));
         let _enter = context::enter(self.handle.clone());
-        let future = crate::coop::Budgeted(future);
+        // Polled with a fresh budget each time, as a task is: a loop over resources that are
+        // always ready yields here too (and, in current-thread mode, lets the tasks run).
+        let mut future = std::pin::pin!(future);
+        let future =
+            std::future::poll_fn(move |cx| crate::coop::with_budget(|| future.as_mut().poll(cx)));
         if self.handle.shared.current_thread {
             crate::block_on::block_on_current_thread(&self.handle.shared, future)
         } else {

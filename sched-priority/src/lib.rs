@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use crossbeam_utils::CachePadded;
 
 use runtime_core::{
     Hooks, MetricsVisitor, Notify, Priority, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
@@ -187,7 +188,8 @@ struct WorkerShared {
     /// Set once, by `new_local`.
     stealers: OnceLock<Box<[Stealer<Runnable>]>>,
     /// Polls per band of this worker's picks (written by the worker only).
-    polls: Box<[Counter]>,
+    /// Each on cache lines of its own.
+    polls: Box<[CachePadded<AtomicU64>]>,
 }
 
 /// The priority policy. See the [crate docs](crate).
@@ -220,8 +222,8 @@ pub struct Local {
     index: usize,
     /// One FIFO queue per band.
     queues: Box<[Worker<Runnable>]>,
-    /// Per band; each on cache lines of its own (see [`BandState`]).
-    bands: Box<[BandState]>,
+    /// Per band, each on cache lines of its own.
+    bands: Box<[CachePadded<BandState>]>,
     /// Monotonic: the virtual runtime of the band last picked.
     min_vruntime: u64,
     pending: Option<(u8, u64)>,
@@ -240,11 +242,10 @@ impl fmt::Debug for Local {
     }
 }
 
-/// One band's accounting on one worker. Aligned to 128 bytes (two cache lines, for the
-/// adjacent-line prefetcher): the small per-worker allocations of two workers would otherwise
-/// share lines, and every pick writes here (measured: yield_many took 27 ms instead of 14 when
-/// the heap happened to place them together).
-#[repr(align(128))]
+/// One band's accounting on one worker, padded to its own cache lines ([`CachePadded`]): the
+/// small per-worker allocations of two workers would otherwise share lines, and every pick
+/// writes here (measured: yield_many took 27 ms instead of 14 when the heap happened to place
+/// them together).
 #[derive(Debug, Default)]
 struct BandState {
     vruntime: u64,
@@ -256,11 +257,6 @@ struct BandState {
     /// so that shares hold across workers and not only on each.
     remote: bool,
 }
-
-/// A counter written by one worker, on cache lines of its own.
-#[repr(align(128))]
-#[derive(Debug, Default)]
-struct Counter(AtomicU64);
 
 /// Only the owner writes its counters: no read-modify-write needed.
 fn bump(c: &AtomicU64) {
@@ -383,7 +379,7 @@ impl PriorityScheduler {
     #[inline]
     fn picked(&self, l: &mut Local, band: usize, task: Runnable) -> Runnable {
         l.min_vruntime = l.min_vruntime.max(l.bands[band].vruntime);
-        bump(&self.workers[l.index].polls[band].0);
+        bump(&self.workers[l.index].polls[band]);
         task
     }
 }
@@ -400,7 +396,7 @@ impl Scheduler for PriorityScheduler {
         self.workers = (0..workers.max(1))
             .map(|_| WorkerShared {
                 stealers: OnceLock::new(),
-                polls: (0..bands).map(|_| Counter::default()).collect(),
+                polls: (0..bands).map(|_| CachePadded::default()).collect(),
             })
             .collect();
     }
@@ -414,7 +410,11 @@ impl Scheduler for PriorityScheduler {
         }
         Local {
             index: worker,
-            bands: self.weights.iter().map(|_| BandState::default()).collect(),
+            bands: self
+                .weights
+                .iter()
+                .map(|_| CachePadded::default())
+                .collect(),
             queues,
             min_vruntime: 0,
             pending: None,
@@ -536,7 +536,7 @@ impl Scheduler for PriorityScheduler {
             name.push_str("_polls");
             let n = pick
                 .iter()
-                .map(|w| w.polls[b].0.load(Ordering::Relaxed))
+                .map(|w| w.polls[b].load(Ordering::Relaxed))
                 .sum();
             out.counter(&name, n);
         }
