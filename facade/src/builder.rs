@@ -621,7 +621,10 @@ mod tests {
     fn the_macros_bound_on_worker_threads_is_this_one() {
         assert_eq!(MAX_WORKER_THREADS, 1024);
         let ui = include_str!("../tests/ui/bad_worker_threads.stderr");
-        assert!(ui.contains(&format!("from 0 to {MAX_WORKER_THREADS}")), "{ui}");
+        assert!(
+            ui.contains(&format!("from 0 to {MAX_WORKER_THREADS}")),
+            "{ui}"
+        );
     }
 
     fn env(pairs: &[(&str, &str)]) -> Builder {

@@ -51,9 +51,11 @@ pub fn join_set_order_abort_and_drop(make: Make) {
                     order.push(set.join_next().await.unwrap().unwrap());
                 }
                 assert_eq!(order, [1, 2, 0], "outputs come in finishing order");
-                never.abort();
+                assert!(!never.is_finished());
+                never.clone().abort();
                 let err = set.join_next().await.unwrap().unwrap_err();
                 assert!(err.is_cancelled());
+                assert!(never.is_finished(), "an aborted task is finished");
                 assert!(set.join_next().await.is_none());
                 assert!(set.is_empty() && set.try_join_next().is_none());
 
@@ -199,6 +201,20 @@ pub fn spawn_local_runs_not_send_futures(make: Make) {
                 assert!(pending.await.unwrap_err().is_cancelled());
                 let panics = facade::task::spawn_local(async { panic!("local boom") });
                 assert!(panics.await.unwrap_err().is_panic());
+                // A set of local tasks (each holds an `Rc` across an await: not `Send`).
+                let mut set = JoinSet::new();
+                for i in 0..10u32 {
+                    let rc = Rc::new(i);
+                    set.spawn_local(async move {
+                        facade::yield_now().await;
+                        *rc
+                    });
+                }
+                let mut sum = 0;
+                while let Some(r) = set.join_next().await {
+                    sum += r.unwrap();
+                }
+                assert_eq!(sum, 45);
             });
             assert_eq!(count.get(), 100);
 
@@ -218,6 +234,17 @@ pub fn spawn_local_runs_not_send_futures(make: Make) {
             rt.block_on(facade::yield_now());
             drop(rt);
             assert_eq!(dropped.get(), 1);
+
+            // Shut down with a bound: a waiting local task is dropped here as well.
+            let rt = make(workers).build_local().expect("builds");
+            let d = RcDrop(dropped.clone());
+            rt.spawn_local(async move {
+                let _d = d;
+                std::future::pending::<()>().await
+            });
+            rt.block_on(facade::yield_now());
+            rt.shutdown_timeout(Duration::from_secs(5));
+            assert_eq!(dropped.get(), 2);
 
             let outside = rt_outside_panics(make, workers);
             assert!(outside.contains("build_local"), "message: {outside}");
