@@ -219,19 +219,18 @@ fn run<S: Scheduler>(
                         shared.notify(Notify::Any);
                     }
                 }
-                let now = if accounts {
+                if accounts {
                     let priority = task.metadata().priority();
                     clock.before_poll();
                     shared.run_task(index, task);
                     let (elapsed, now) = clock.after_poll();
                     sched.account(index, &mut cell.borrow_mut(), priority, elapsed);
-                    now
+                    if service.after_poll(&shared.parking, now) {
+                        clock.interrupt();
+                    }
                 } else {
                     shared.run_task(index, task);
-                    None
-                };
-                if service.after_poll(&shared.parking, now) {
-                    clock.interrupt();
+                    service.after_poll(&shared.parking, None);
                 }
             }
             None if !st.registered => {
