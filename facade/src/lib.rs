@@ -99,6 +99,8 @@ mod builder;
 mod dedicated;
 mod driver;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod io;
 mod join_set;
 mod local;

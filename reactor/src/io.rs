@@ -202,6 +202,14 @@ macro_rules! async_io_traits {
                 self.poll_write_with(cx, |mut io| io.write(buf))
             }
 
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_write_with(cx, |mut io| io.write_vectored(bufs))
+            }
+
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.poll_write_with(cx, |mut io| io.flush())
             }

@@ -174,6 +174,13 @@ macro_rules! stream_io {
             ) -> Poll<io::Result<usize>> {
                 Pin::new(&mut &self.0).poll_write(cx, buf)
             }
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                Pin::new(&mut &self.0).poll_write_vectored(cx, bufs)
+            }
             fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
                 Poll::Ready(Ok(()))
             }
@@ -284,6 +291,11 @@ impl UnixStream {
     /// Shuts down one or both halves.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.0.get_ref().shutdown(how)
+    }
+
+    /// The `Async` wrapper, for operations not covered here.
+    pub fn as_async(&self) -> &Async<unix::UnixStream> {
+        &self.0
     }
 }
 

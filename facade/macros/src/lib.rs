@@ -209,10 +209,16 @@ fn parse_krate(input: ParseStream<'_>) -> syn::Result<Tokens> {
     content.parse()
 }
 
-/// A handler: an expression, then a comma unless it is a block or the last branch.
+/// A handler: an expression, then a comma unless it is a block or the last branch. A handler
+/// that starts with `{` is that block alone, as in tokio (so a next branch whose pattern starts
+/// with `(` is not read as a call of the block).
 fn parse_handler(input: ParseStream<'_>) -> syn::Result<Expr> {
-    let handler: Expr = input.parse()?;
-    let is_block = matches!(handler, Expr::Block(_));
+    let is_block = input.peek(syn::token::Brace);
+    let handler: Expr = if is_block {
+        Expr::Block(input.parse()?)
+    } else {
+        input.parse()?
+    };
     if input.peek(Token![,]) {
         input.parse::<Token![,]>()?;
     } else if !is_block && !input.is_empty() {

@@ -4,6 +4,7 @@
 pub mod blocking_pool;
 pub mod chaos;
 pub mod faults;
+pub mod http;
 pub mod io_time;
 pub mod suite;
 pub mod toolbox;

@@ -123,6 +123,14 @@ pub fn select_drops_losers_and_respects_the_budget(make: Make) {
                     v = async { 9 } => v,
                 };
                 assert_eq!(got, 9, "a branch whose pattern does not match is disabled");
+                // A block handler needs no comma, even before a pattern that starts with `(`.
+                let got;
+                facade::select! {
+                    biased;
+                    _ = std::future::pending::<()>() => { got = 1 }
+                    (a, b) = async { (2, 3) } => { got = a + b }
+                }
+                assert_eq!(got, 5);
                 let flag = false;
                 let got = facade::select! {
                     Some(v) = async { None::<u32> } => v,
