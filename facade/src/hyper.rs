@@ -242,7 +242,8 @@ fn poll_read_uninit<S: AsFd>(
     cx: &mut Context<'_>,
     buf: &mut [MaybeUninit<u8>],
 ) -> Poll<io::Result<usize>> {
-    io.poll_read_with(cx, |s| {
+    let len = buf.len();
+    io.poll_read_stream(cx, len, |s| {
         rustix::io::read(s, &mut *buf)
             .map(|(filled, _)| filled.len())
             .map_err(io::Error::from)

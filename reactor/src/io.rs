@@ -43,6 +43,10 @@ pub struct Async<T: AsFd> {
     reactor: Arc<Reactor>,
     /// Per direction, the tick at which an operation last hit `WouldBlock`.
     blocked_at: [AtomicU64; 2],
+    /// The tick at which a stream read last came back short (the kernel's buffer was empty
+    /// then), or `NEVER`: the next read waits for an event after it instead of trying a
+    /// system call that would return `WouldBlock`.
+    drained_at: AtomicU64,
 }
 
 impl<T: AsFd + std::fmt::Debug> std::fmt::Debug for Async<T> {
@@ -66,6 +70,7 @@ impl<T: AsFd> Async<T> {
             source,
             reactor: reactor.clone(),
             blocked_at: [AtomicU64::new(NEVER), AtomicU64::new(NEVER)],
+            drained_at: AtomicU64::new(NEVER),
         })
     }
 
@@ -89,22 +94,67 @@ impl<T: AsFd> Async<T> {
         &self,
         dir: Direction,
         cx: &mut Context<'_>,
-        mut op: impl FnMut(&T) -> io::Result<R>,
+        op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        ready!(runtime_core::coop::poll_proceed(cx));
+        self.poll_io_at(dir, cx, op).map(|(res, _)| res)
+    }
+
+    /// [`poll_io`](Self::poll_io), also returning the tick read before the attempt that ended
+    /// it.
+    fn poll_io_at<R>(
+        &self,
+        dir: Direction,
+        cx: &mut Context<'_>,
+        mut op: impl FnMut(&T) -> io::Result<R>,
+    ) -> Poll<(io::Result<R>, u64)> {
+        if let Poll::Pending = runtime_core::coop::poll_proceed(cx) {
+            return Poll::Pending;
+        }
         loop {
             if self.reactor.is_closed() {
-                return Poll::Ready(Err(shut_down()));
+                return Poll::Ready((Err(shut_down()), NEVER));
             }
             let tick = self.source.tick(dir);
             match op(self.get_ref()) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                res => return Poll::Ready(res),
+                res => return Poll::Ready((res, tick)),
             }
             self.blocked_at[dir as usize].store(tick, Ordering::Relaxed);
             ready!(self.source.poll_ready(dir, tick, cx));
         }
+    }
+
+    /// Polls a read of a byte stream into a buffer of `len` bytes: `op` runs until it does not
+    /// return `WouldBlock`, and returns how many bytes it read.
+    ///
+    /// Unlike [`poll_read_with`](Async::poll_read_with), a read that comes back short
+    /// (`0 < n < len`) is taken to have emptied the kernel's buffer, as it has for a stream
+    /// socket or a pipe with an edge-triggered poller: the next read waits for the next
+    /// readiness event instead of making a system call that would fail with `WouldBlock`
+    /// (one system call saved per message in a request-response protocol). Once an event has
+    /// said the read side is closed (the peer's FIN, a hang-up, an error), reads are always
+    /// tried: EOF may already be there behind the data. Only for streams: a short read of a
+    /// datagram or packet socket says nothing about what is queued.
+    pub fn poll_read_stream(
+        &self,
+        cx: &mut Context<'_>,
+        len: usize,
+        mut op: impl FnMut(&T) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let drained = self.drained_at.load(Ordering::Relaxed);
+        if drained != NEVER && !self.source.read_closed() {
+            if self.reactor.is_closed() {
+                return Poll::Ready(Err(shut_down()));
+            }
+            ready!(self.source.poll_ready(Direction::Read, drained, cx));
+            self.drained_at.store(NEVER, Ordering::Relaxed);
+        }
+        let (res, tick) = ready!(self.poll_io_at(Direction::Read, cx, &mut op));
+        if matches!(res, Ok(n) if n > 0 && n < len) {
+            self.drained_at.store(tick, Ordering::Relaxed);
+        }
+        Poll::Ready(res)
     }
 
     /// Polls a read-like operation: `op` runs until it does not return `WouldBlock`.

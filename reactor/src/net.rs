@@ -162,7 +162,8 @@ macro_rules! stream_io {
                 cx: &mut Context<'_>,
                 buf: &mut [u8],
             ) -> Poll<io::Result<usize>> {
-                Pin::new(&mut &self.0).poll_read(cx, buf)
+                let len = buf.len();
+                self.0.poll_read_stream(cx, len, |mut io| std::io::Read::read(&mut io, buf))
             }
         }
 

@@ -44,11 +44,19 @@ pub(crate) struct Source {
     token: usize,
     fd: RawFd,
     state: Mutex<[Readiness; 2]>,
+    /// Set for good once an event said the read side is closed (hang-up, error): a read will
+    /// find EOF or the error at once, whatever a short read before suggested.
+    read_closed: AtomicBool,
 }
 
 impl Source {
     fn state(&self) -> MutexGuard<'_, [Readiness; 2]> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether an event said the read side is closed (see the field).
+    pub(crate) fn read_closed(&self) -> bool {
+        self.read_closed.load(Ordering::Acquire)
     }
 
     /// The current tick of `dir`, to compare against after an attempt.
@@ -124,6 +132,7 @@ impl Reactor {
                 token: key | (generation << 32),
                 fd,
                 state: Mutex::default(),
+                read_closed: AtomicBool::new(!sys::REPORTS_READ_CLOSED),
             });
             entry.insert(source.clone());
             source
@@ -231,6 +240,11 @@ impl Poller {
         self.poll.poll(timeout, |ev| {
             if ev.token != sys::WAKE_TOKEN {
                 if let Some(s) = reactor.source_for(ev.token) {
+                    if ev.read_closed {
+                        // Before the tick moves (in `dispatch`): whoever sees the new tick
+                        // sees the flag.
+                        s.read_closed.store(true, Ordering::Release);
+                    }
                     found.push((s, ev.readable, ev.writable));
                 }
             }

@@ -255,3 +255,92 @@ fn sub_millisecond_timeouts_are_not_rounded_up() {
         "{slow} of 200 waits of 100 us took >= 1 ms: rounded up"
     );
 }
+
+/// A short stream read marks the socket drained: the next read waits for the next readiness
+/// event (no `WouldBlock` system call) and still gets data that arrives later; a full read
+/// does not, so data left in the kernel's buffer is read at once without a new event.
+#[test]
+fn short_reads_wait_for_the_next_event_and_full_reads_do_not() {
+    let _d = driver();
+    block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let mut buf = [0u8; 100];
+        a.write_all(&[1; 10]).await.unwrap();
+        assert_eq!(b.read(&mut buf).await.unwrap(), 10, "short: drained");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            block_on(a.write_all(&[2; 5])).unwrap();
+            a
+        });
+        assert_eq!(b.read(&mut buf).await.unwrap(), 5, "the later data arrives");
+        assert_eq!(buf[..5], [2; 5]);
+        let mut a = writer.join().unwrap();
+
+        // 250 bytes in one write: one edge. Reads of 100 are full twice (not drained), so the
+        // third read finds the last 50 without any new event.
+        a.write_all(&[3; 250]).await.unwrap();
+        for want in [100, 100, 50] {
+            let n = futures_lite::future::or(b.read(&mut buf), async {
+                async_sleep(Duration::from_secs(10)).await;
+                Ok(usize::MAX)
+            })
+            .await
+            .unwrap();
+            assert_eq!(n, want);
+        }
+    });
+}
+
+/// Sleeps without a timer driver (a thread), for bounding a wait in these tests.
+async fn async_sleep(d: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let waker_slot: Arc<std::sync::Mutex<Option<std::task::Waker>>> = Default::default();
+    let slot = waker_slot.clone();
+    std::thread::spawn(move || {
+        let _ = rx.recv_timeout(d);
+        flag.store(true, Ordering::SeqCst);
+        if let Some(w) = slot.lock().unwrap().take() {
+            w.wake();
+        }
+    });
+    std::future::poll_fn(|cx| {
+        *waker_slot.lock().unwrap() = Some(cx.waker().clone());
+        if done.load(Ordering::SeqCst) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    drop(tx);
+}
+
+/// Data and the peer's close that arrive before the first read: the short read does not make
+/// the next one wait for an event that will never come (EOF is already there).
+#[test]
+fn a_short_read_before_a_seen_close_still_finds_eof() {
+    let d = driver();
+    block_on(async {
+        for _ in 0..50 {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"bye").await.unwrap();
+            a.close().await.unwrap();
+            // Let the driver thread see both the data and the hang-up first.
+            std::thread::sleep(Duration::from_millis(2));
+            d.reactor.wake();
+            let mut got = Vec::new();
+            let read = futures_lite::future::or(
+                async { b.read_to_end(&mut got).await.map(Some) },
+                async {
+                    async_sleep(Duration::from_secs(10)).await;
+                    Ok(None)
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(read, Some(3), "EOF is found without a new event");
+        }
+    });
+}

@@ -33,7 +33,9 @@ const RUNTIMES: [&str; 5] = ["worksteal", "priority", "fifo", "tokio", "smol"];
 
 /// The handler every runtime serves.
 async fn hello(_req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"Hello, World!"))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, World!",
+    ))))
 }
 
 fn main() -> ExitCode {
@@ -224,7 +226,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--runtimes" => {
                 o.runtimes = value()?.split(',').map(str::to_owned).collect();
                 if let Some(bad) = o.runtimes.iter().find(|r| !RUNTIMES.contains(&r.as_str())) {
-                    return Err(format!("--runtimes: unknown {bad:?}, not one of {RUNTIMES:?}"));
+                    return Err(format!(
+                        "--runtimes: unknown {bad:?}, not one of {RUNTIMES:?}"
+                    ));
                 }
             }
             "--out" => o.out = Some(value()?.clone()),
@@ -403,7 +407,11 @@ mod tests {
     fn rejects_bad_options() {
         let args = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
         assert!(parse(&args("--rounds 0")).unwrap_err().contains("--rounds"));
-        assert!(parse(&args("--runtimes tokio,nope")).unwrap_err().contains("nope"));
+        assert!(
+            parse(&args("--runtimes tokio,nope"))
+                .unwrap_err()
+                .contains("nope")
+        );
         assert_eq!(parse(&args("--rounds 5")).unwrap().rounds, 5);
     }
 }

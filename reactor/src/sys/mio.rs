@@ -115,6 +115,7 @@ impl Poll {
                     token,
                     readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                     writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                    read_closed: ev.is_read_closed() || ev.is_error(),
                 }),
             }
         }

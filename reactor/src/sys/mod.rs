@@ -27,6 +27,8 @@ pub(crate) struct Event {
     pub(crate) token: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The peer closed its side (or the fd is in error): reads will not block again.
+    pub(crate) read_closed: bool,
 }
 
 /// Token reserved for the poller's own wake-ups.
@@ -48,3 +50,8 @@ pub const BACKEND: &str = if cfg!(feature = "polling") {
 } else {
     "mio"
 };
+
+/// Whether the backend reports the peer's half-close (`EPOLLRDHUP`) in [`Event::read_closed`].
+/// mio does; `polling` reports only a full hang-up, so with it a short read is never taken to
+/// mean the buffer is drained (EOF could be waiting behind it with no event to come).
+pub(crate) const REPORTS_READ_CLOSED: bool = !cfg!(feature = "polling");

@@ -50,6 +50,7 @@ impl Poll {
                 token: ev.key,
                 readable: ev.readable || hup,
                 writable: ev.writable || hup,
+                read_closed: hup,
             });
         }
         Ok(())
