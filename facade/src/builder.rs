@@ -45,6 +45,7 @@ pub struct Builder {
     rayon_threads: Option<usize>,
     watchdog: Option<Duration>,
     policy_stall_timeout: Option<Duration>,
+    hooks: runtime_core::RuntimeHooks,
     /// The first invalid setting, reported by `build`.
     error: Option<BuildError>,
 }
@@ -57,6 +58,7 @@ impl fmt::Debug for Builder {
             .field("thread_name", &self.thread_name)
             .field("thread_stack_size", &self.thread_stack_size)
             .field("watchdog", &self.watchdog)
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -80,8 +82,90 @@ impl Builder {
             rayon_threads: None,
             watchdog: Some(DEFAULT_WATCHDOG_THRESHOLD),
             policy_stall_timeout: Some(DEFAULT_POLICY_STALL_TIMEOUT),
+            hooks: runtime_core::RuntimeHooks::default(),
             error: None,
         }
+    }
+
+    /// Runs `f` after each task is spawned, on the spawning thread, before the task first
+    /// runs (tokio's unstable `on_task_spawn`, stable here). `f` gets the task's
+    /// [`TaskMeta`](runtime_core::TaskMeta): id, name, priority, spawn location. Hooks cost
+    /// nothing while unset; a hook that panics is caught and reported, and the runtime goes on.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let spawned = Arc::new(AtomicUsize::new(0));
+    /// let s = spawned.clone();
+    /// let rt = facade::Builder::new_current_thread()
+    ///     .on_task_spawn(move |meta| {
+    ///         assert!(meta.location().file().ends_with(".rs"));
+    ///         s.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// rt.block_on(async { facade::spawn(async {}).await.unwrap() });
+    /// assert_eq!(spawned.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn on_task_spawn(
+        mut self,
+        f: impl Fn(&runtime_core::TaskMeta) + Send + Sync + 'static,
+    ) -> Builder {
+        self.hooks.on_task_spawn = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a task ends (its future is dropped: completed, panicked or cancelled), on
+    /// the thread that drops it.
+    pub fn on_task_terminate(
+        mut self,
+        f: impl Fn(&runtime_core::TaskMeta) + Send + Sync + 'static,
+    ) -> Builder {
+        self.hooks.on_task_terminate = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` before each poll of a task, on the polling thread.
+    pub fn on_before_task_poll(
+        mut self,
+        f: impl Fn(&runtime_core::TaskMeta) + Send + Sync + 'static,
+    ) -> Builder {
+        self.hooks.on_before_task_poll = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` after each poll of a task (also one that panicked), on the polling thread.
+    pub fn on_after_task_poll(
+        mut self,
+        f: impl Fn(&runtime_core::TaskMeta) + Send + Sync + 'static,
+    ) -> Builder {
+        self.hooks.on_after_task_poll = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on each worker thread the runtime starts, before it runs any task (a
+    /// current-thread runtime starts none).
+    pub fn on_thread_start(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.hooks.on_thread_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on each worker thread after its last task, before it exits.
+    pub fn on_thread_stop(mut self, f: impl Fn() + Send + Sync + 'static) -> Builder {
+        self.hooks.on_thread_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` before a worker parks (it found no task), given the worker's index.
+    pub fn on_thread_park(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Builder {
+        self.hooks.on_thread_park = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` after a worker wakes from parking, given the worker's index.
+    pub fn on_thread_unpark(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Builder {
+        self.hooks.on_thread_unpark = Some(Arc::new(f));
+        self
     }
 
     /// A current-thread runtime (tokio's name): `Builder::new().worker_threads(0)`. Tasks run
@@ -427,6 +511,7 @@ impl Builder {
             watchdog: self.watchdog,
             watchdog_thread_name,
             policy_stall_timeout: self.policy_stall_timeout,
+            hooks: self.hooks,
         };
         let scheduler = self.scheduler.name().to_owned();
         let start = match self.scheduler {

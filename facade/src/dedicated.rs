@@ -23,6 +23,7 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// assert_eq!(facade::block_on(h).unwrap(), 42);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn spawn_dedicated<F, T>(name: &str, f: F) -> std::io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -52,6 +53,7 @@ where
 /// assert_eq!(facade::block_on(h).unwrap(), 7);
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[track_caller]
 pub fn spawn_dedicated_async<F>(name: &str, future: F) -> std::io::Result<JoinHandle<F::Output>>
 where
     F: Future + Send + 'static,
@@ -81,6 +83,7 @@ where
 ///     assert_eq!(sum.unwrap(), 500_500);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_rayon<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

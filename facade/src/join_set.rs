@@ -134,6 +134,7 @@ impl<T> JoinSet<T> {
     }
 
     /// Spawns a task on the runtime of `handle` into the set.
+    #[track_caller]
     pub fn spawn_on<F>(&mut self, future: F, handle: &crate::Handle) -> AbortHandle
     where
         F: Future<Output = T> + Send + 'static,

@@ -172,8 +172,8 @@ pub use facade_macros::main;
 pub use facade_macros::test;
 pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};
 pub use runtime_core::{
-    EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskId, WorkerMetrics, YieldNow,
-    yield_now,
+    EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskDump, TaskId, TaskMeta,
+    TaskSnapshot, TaskState, WorkerMetrics, YieldNow, yield_now,
 };
 
 /// The built-in policies and their configurations, for
@@ -208,6 +208,7 @@ pub mod sched {
 ///     assert_eq!(h.await.unwrap(), 4);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -231,6 +232,7 @@ where
 ///     assert_eq!(h.await.unwrap(), Some(facade::Priority::HIGH));
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_with_priority<F>(priority: Priority, future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -256,6 +258,7 @@ where
 ///     assert!(len.is_ok());
 /// });
 /// ```
+#[track_caller]
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

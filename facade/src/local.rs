@@ -95,6 +95,7 @@ impl LocalRuntime {
 
     /// Spawns a `!Send` future on this runtime; it runs while this thread is in
     /// [`block_on`](Self::block_on).
+    #[track_caller]
     pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
@@ -105,6 +106,7 @@ impl LocalRuntime {
     }
 
     /// Spawns a task (which may run on any worker) on this runtime.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::driver::IoTime;
 
-use runtime_core::{EnterGuard, JoinHandle, RuntimeMetrics, SpawnOptions};
+use runtime_core::{EnterGuard, JoinHandle, RuntimeMetrics, SpawnOptions, TaskDump};
 
 /// A running runtime. Build one with [`Builder`](crate::Builder).
 ///
@@ -73,6 +73,7 @@ impl Runtime {
     }
 
     /// Spawns a task on this runtime.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -165,6 +166,7 @@ impl Handle {
     }
 
     /// Spawns a task on this runtime.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -173,6 +175,7 @@ impl Handle {
         self.inner.spawn(future)
     }
 
+    #[track_caller]
     pub(crate) fn spawn_with<F>(&self, future: F, options: SpawnOptions) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -191,7 +194,23 @@ impl Handle {
         self.inner.metrics()
     }
 
+    /// Every live task: id, name, spawn location, idle / scheduled / running, age, polls
+    /// (tokio's task dump, stable here and on every platform). `Display` prints a table.
+    ///
+    /// ```
+    /// let rt = facade::Builder::new_current_thread().build()?;
+    /// let _waiting = rt.spawn(std::future::pending::<()>());
+    /// let dump = rt.handle().dump();
+    /// assert_eq!(dump.tasks.len(), 1);
+    /// assert_eq!(dump.tasks[0].state, facade::TaskState::Scheduled);
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn dump(&self) -> TaskDump {
+        self.inner.dump()
+    }
+
     /// Runs the blocking function `f` on this runtime's blocking pool.
+    #[track_caller]
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -12,6 +12,20 @@ pub use crate::local::spawn_local;
 pub use crate::{spawn, spawn_blocking, yield_now};
 pub use runtime_core::{AbortHandle, JoinError, JoinHandle, TaskId};
 
+/// The id of the task this is called from (tokio's `task::id`).
+///
+/// # Panics
+///
+/// Outside a task (in `block_on`'s own future, say): use [`try_id`] there.
+pub fn id() -> TaskId {
+    try_id().expect("facade::task::id called outside a task: use facade::task::try_id")
+}
+
+/// The id of the task this is called from, or `None` outside a task (tokio's `task::try_id`).
+pub fn try_id() -> Option<TaskId> {
+    runtime_core::with_current_task(|t| t.map(|t| t.id()))
+}
+
 /// The priority of the task this is called from (`None` outside a task). A task spawned from a
 /// task inherits its priority unless given one.
 pub fn priority() -> Option<Priority> {
@@ -69,6 +83,7 @@ impl Builder {
     /// # Panics
     ///
     /// Outside a runtime, with a message that says what to do.
+    #[track_caller]
     pub fn spawn<F>(self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -80,6 +95,7 @@ impl Builder {
     }
 
     /// Spawns on the runtime of `handle`.
+    #[track_caller]
     pub fn spawn_on<F>(self, future: F, handle: &Handle) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

@@ -107,7 +107,7 @@ impl<T: AsFd> Async<T> {
         cx: &mut Context<'_>,
         mut op: impl FnMut(&T) -> io::Result<R>,
     ) -> Poll<(io::Result<R>, u64)> {
-        if let Poll::Pending = runtime_core::coop::poll_proceed(cx) {
+        if runtime_core::coop::poll_proceed(cx).is_pending() {
             return Poll::Pending;
         }
         loop {

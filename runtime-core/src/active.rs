@@ -20,13 +20,15 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
+use std::time::Duration;
 
 use slab::Slab;
 
 use std::num::NonZeroU64;
+use std::ptr::NonNull;
 
 use crate::sync::lock_unpoisoned as lock;
-use crate::task::{TaskId, TaskMeta};
+use crate::task::{TaskId, TaskMeta, coarse_now};
 
 /// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that
 /// `Option<ActiveKey>` is 8 bytes).
@@ -48,8 +50,31 @@ impl ActiveKey {
     }
 }
 
-/// One shard: a waker for each live task.
-type Shard = Mutex<Slab<Waker>>;
+/// A live task's entry: its waker, and its metadata and spawn time for [`Active::for_each`].
+pub(crate) struct Entry {
+    waker: Waker,
+    meta: NonNull<TaskMeta>,
+    /// Nanoseconds of the coarse monotonic clock ([`coarse_now`]) at the spawn.
+    spawned_at: u64,
+}
+
+// SAFETY: `meta` points into the task's allocation, which the entry's own `waker` keeps alive;
+// it is only dereferenced (as a shared reference: `TaskMeta` is `Sync`) under the shard lock,
+// while the entry is in the slab.
+unsafe impl Send for Entry {}
+
+impl Entry {
+    pub(crate) fn new(waker: Waker, meta: &TaskMeta) -> Entry {
+        Entry {
+            waker,
+            meta: NonNull::from(meta),
+            spawned_at: coarse_now().as_nanos() as u64,
+        }
+    }
+}
+
+/// One shard: an entry for each live task.
+type Shard = Mutex<Slab<Entry>>;
 
 pub(crate) struct Active {
     shards: Box<[Shard]>,
@@ -71,7 +96,7 @@ impl Active {
         &self,
         id: TaskId,
         closed: &AtomicBool,
-        make: impl FnOnce(Option<ActiveKey>) -> (R, Option<Waker>),
+        make: impl FnOnce(Option<ActiveKey>) -> (R, Option<Entry>),
     ) -> R {
         let shard = id.as_u64() as usize & self.mask;
         let mut slab = lock(&self.shards[shard]);
@@ -80,9 +105,9 @@ impl Active {
             return make(None).0;
         }
         let key = ActiveKey::new(shard, slab.vacant_key());
-        let (out, waker) = make(Some(key));
-        if let Some(waker) = waker {
-            slab.insert(waker);
+        let (out, entry) = make(Some(key));
+        if let Some(entry) = entry {
+            slab.insert(entry);
         }
         out
     }
@@ -99,7 +124,9 @@ impl Active {
 
     /// Wakes the task of `key`, if its entry is still there.
     pub(crate) fn wake(&self, key: ActiveKey) {
-        let waker = lock(&self.shards[key.shard()]).get(key.index()).cloned();
+        let waker = lock(&self.shards[key.shard()])
+            .get(key.index())
+            .map(|e| e.waker.clone());
         if let Some(w) = waker {
             w.wake();
         }
@@ -113,7 +140,33 @@ impl Active {
         if meta.ended.load(Ordering::Acquire) {
             return None;
         }
-        slab.get(key.index()).cloned()
+        slab.get(key.index()).map(|e| e.waker.clone())
+    }
+
+    /// Calls `f` with the metadata of the live task `id`, if there is one (a scan of its shard,
+    /// under the shard's lock: for rare reports, not hot paths).
+    pub(crate) fn find<R>(&self, id: TaskId, f: impl FnOnce(&TaskMeta) -> R) -> Option<R> {
+        let slab = lock(&self.shards[id.as_u64() as usize & self.mask]);
+        let entry = slab.iter().find(|(_, e)| {
+            // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
+            unsafe { e.meta.as_ref() }.id() == id
+        })?;
+        // SAFETY: as above.
+        Some(f(unsafe { entry.1.meta.as_ref() }))
+    }
+
+    /// Calls `f` with the metadata and age of every live task, one shard at a time, under its
+    /// lock (`f` must not spawn or end tasks).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta, Duration)) {
+        let now = coarse_now();
+        for shard in self.shards.iter() {
+            let slab = lock(shard);
+            for (_, entry) in slab.iter() {
+                let age = now.saturating_sub(Duration::from_nanos(entry.spawned_at));
+                // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
+                f(unsafe { entry.meta.as_ref() }, age);
+            }
+        }
     }
 
     /// Shutdown: takes every entry out and returns the wakers.
@@ -121,7 +174,7 @@ impl Active {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let mut slab = lock(shard);
-            out.extend(slab.drain());
+            out.extend(slab.drain().map(|e| e.waker));
             slab.shrink_to_fit();
         }
         out

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::hooks::RuntimeHooks;
 use crate::park::Driver;
 use crate::task::Priority;
 
@@ -32,6 +33,8 @@ pub struct Config {
     /// Checked by the watchdog thread: only with [`watchdog`](Config::watchdog) on. `None`:
     /// never.
     pub policy_stall_timeout: Option<Duration>,
+    /// Callbacks at task and worker events (hooks.rs); none by default.
+    pub hooks: RuntimeHooks,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             watchdog: None,
             watchdog_thread_name: "rt-watchdog".into(),
             policy_stall_timeout: Some(Duration::from_secs(2)),
+            hooks: RuntimeHooks::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::active::Entry;
 use crate::config::SpawnOptions;
 use crate::context::{self, EnterGuard};
 use crate::metrics::{RuntimeMetrics, bump};
@@ -24,6 +25,7 @@ use crate::task::{JoinError, JoinHandle, Owner, Priority, Runnable, TaskFuture, 
 /// runnable.run(); // completes in one poll
 /// assert_eq!(futures_lite::future::block_on(handle).unwrap(), 42);
 /// ```
+#[track_caller]
 pub fn pool_task<F, S>(
     future: F,
     schedule: S,
@@ -39,6 +41,7 @@ where
         name.map(Arc::new),
         Priority::default(),
         None,
+        std::panic::Location::caller(),
     );
     // The future borrows only the task's metadata, which async-task keeps alive for as long as
     // the future; the future, its output and `schedule` are `Send + 'static` (and `Sync`).
@@ -62,7 +65,10 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
     } else {
         ScheduleReason::Wake
     };
-    let Some(owner) = &task.metadata().owner else {
+    let meta = task.metadata();
+    meta.state
+        .store(crate::task::SCHEDULED, std::sync::atomic::Ordering::Relaxed);
+    let Some(owner) = &meta.owner else {
         return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
     };
     let shared: *const Shared = Arc::as_ptr(&owner.shared);
@@ -105,6 +111,7 @@ impl Handle {
     }
 
     /// Spawns a task.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -114,6 +121,7 @@ impl Handle {
     }
 
     /// Spawns a task with a name and a priority.
+    #[track_caller]
     pub fn spawn_with<F>(&self, future: F, options: SpawnOptions) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -148,6 +156,7 @@ impl Handle {
     /// and its metadata (given to `make`, which creates the task), counters and the trace.
     /// Returns the first runnable to schedule, or `None` when the runtime is closed (the task
     /// is then cancelled and the handle says so).
+    #[track_caller]
     pub(crate) fn start_task<T>(
         &self,
         options: SpawnOptions,
@@ -155,6 +164,7 @@ impl Handle {
         make: impl FnOnce(TaskMeta) -> (Runnable, async_task::Task<Result<T, JoinError>, TaskMeta>),
     ) -> (Option<Runnable>, JoinHandle<T>) {
         let shared = &self.shared;
+        let location = std::panic::Location::caller();
         let id = TaskId::next();
         let name = options.name.map(Arc::new);
         // A task spawned by a task inherits its priority unless told otherwise.
@@ -167,14 +177,11 @@ impl Handle {
                 shared: shared.clone(),
                 key,
             };
-            if let (Some(name), Some(_)) = (&name, key) {
-                shared.named_task_spawned(id, name);
-            }
-            let mut meta = TaskMeta::new(id, name, priority, Some(owner));
+            let mut meta = TaskMeta::new(id, name, priority, Some(owner), location);
             meta.local = local;
             let (runnable, task) = make(meta);
-            let waker = key.map(|_| runnable.waker());
-            ((runnable, task), waker)
+            let entry = key.map(|_| Entry::new(runnable.waker(), runnable.metadata()));
+            ((runnable, task), entry)
         });
         let handle = JoinHandle::new(task);
         if shared.is_closed() {
@@ -184,6 +191,9 @@ impl Handle {
         }
         let (slot, owned) = shared.counters.slot(shared.worker_index_here());
         bump(&slot.spawned, owned);
+        if let Some(hooks) = &shared.task_hooks {
+            hooks.spawned(runnable.metadata());
+        }
         tracing::debug!(
             task.id = id.as_u64(),
             task.name = runnable.metadata().name(),
@@ -197,6 +207,12 @@ impl Handle {
     /// the free `spawn` functions and the resource types find it.
     pub fn enter(&self) -> EnterGuard {
         context::enter(self.clone())
+    }
+
+    /// Every live task: id, name, spawn location, idle / scheduled / running, age, polls
+    /// (see [`TaskDump`](crate::TaskDump)).
+    pub fn dump(&self) -> crate::TaskDump {
+        crate::TaskDump::collect(&self.shared)
     }
 
     /// A snapshot of the runtime's counters.

@@ -127,6 +127,7 @@ impl LocalTasks {
     /// Spawns `future` (which need not be `Send`) as a task of the runtime of `handle`, queued
     /// here. It runs when this thread calls [`run_ready`](Self::run_ready). If the runtime or
     /// this set is closed, the task is cancelled at once (its handle says so).
+    #[track_caller]
     pub fn spawn_local<F>(
         &self,
         handle: &Handle,

@@ -106,6 +106,7 @@ impl Runtime {
                 .collect::<Box<[_]>>()
         }))
         .map_err(|p| refused("new_local", p))?;
+        let (task_hooks, thread_hooks) = config.hooks.split();
         let shared = Arc::new(Shared {
             policy: crate::policy::Policy::new(Box::new(scheduler)),
             hooks,
@@ -125,6 +126,8 @@ impl Runtime {
             ct_driven: Mutex::new(false),
             ct_waiters: Mutex::new(Vec::new()),
             extensions: config.extensions,
+            task_hooks,
+            thread_hooks,
         });
         let mut rt = Runtime {
             handle: Handle {
@@ -166,7 +169,9 @@ impl Runtime {
                 });
                 let _driving = context::enter_driving();
                 crate::fault::with_subscriber(dispatch.as_ref(), || {
-                    crate::shared::drive(&shared2, index, None)
+                    shared2.thread_hooks.started();
+                    crate::shared::drive(&shared2, index, None);
+                    shared2.thread_hooks.stopped();
                 });
             });
             match spawned {
@@ -187,6 +192,7 @@ impl Runtime {
     }
 
     /// Spawns a task.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,

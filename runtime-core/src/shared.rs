@@ -16,7 +16,7 @@ use crate::park::Parking;
 use crate::policy::Policy;
 use crate::scheduler::{Hooks, Notify, ScheduleInfo, ScheduleReason, Scheduler};
 use crate::sync::lock_unpoisoned as lock;
-use crate::task::{Runnable, TaskId, TaskMeta};
+use crate::task::{Runnable, TaskMeta};
 use crate::watchdog::{PollMark, Watchdog};
 use crate::worker::{DynScheduler, MainTask, WorkerState};
 
@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     pub(crate) ct_driven: Mutex<bool>,
     pub(crate) ct_waiters: Mutex<Vec<Thread>>,
     pub(crate) extensions: Extensions,
+    /// The task hooks, boxed only when one is set (hooks.rs).
+    pub(crate) task_hooks: Option<Box<crate::hooks::TaskHooks>>,
+    pub(crate) thread_hooks: crate::hooks::ThreadHooks,
 }
 
 impl Shared {
@@ -175,23 +178,6 @@ impl Shared {
         self.idle.all_parked() || (self.current_thread && !*lock(&self.ct_driven))
     }
 
-    /// Out of line: the hot paths of spawn and completion only test whether a task has a name.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn named_task_spawned(&self, id: TaskId, name: &Arc<String>) {
-        if let Some(dog) = &self.watchdog {
-            lock(&dog.names).insert(id, name.clone());
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn named_task_done(&self, id: TaskId) {
-        if let Some(dog) = &self.watchdog {
-            lock(&dog.names).remove(&id);
-        }
-    }
-
     /// A worker is back from parking or starts driving.
     #[inline]
     pub(crate) fn worker_resumed(&self) {
@@ -265,9 +251,6 @@ impl Shared {
     ) {
         self.active.remove(key, meta);
         let id = meta.id();
-        if meta.name().is_some() {
-            self.named_task_done(id);
-        }
         if self.hooks.wants_task_ended() && !meta.local && !self.policy.is_ejected() {
             self.policy
                 .with_primary(self, "task_ended", |p| p.task_ended(meta));
@@ -277,6 +260,9 @@ impl Shared {
         }
         let (slot, owned) = self.counters.slot(self.worker_index_here());
         bump(&slot.completed, owned);
+        if let Some(hooks) = &self.task_hooks {
+            hooks.terminated(meta);
+        }
         if completed {
             tracing::debug!(task.id = id.as_u64(), "task completed");
         } else {

@@ -5,12 +5,13 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use crate::active::ActiveKey;
 use crate::shared::Shared;
@@ -89,6 +90,15 @@ pub struct TaskMeta {
     /// A `!Send` task kept beside the policy (see [`crate::LocalTasks`]): the policy never
     /// sees it, so its end is not reported to the policy either.
     pub(crate) local: bool,
+    /// Where the task was spawned (`#[track_caller]` through every spawn function).
+    location: &'static Location<'static>,
+    /// Polls so far (written only by the thread polling the task).
+    polls: AtomicU32,
+    /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
+    pub(crate) state: AtomicU8,
+    /// The runtime has task hooks (`Shared::task_hooks`): one byte to test per poll instead
+    /// of three pointers to follow. In padding.
+    hooked: bool,
     /// The runtime that spawned the task, and the task's entry in its registry (`None` for
     /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
     /// function so that the schedule function is zero-sized: async-task then skips the guard
@@ -102,12 +112,31 @@ pub(crate) struct Owner {
     pub(crate) key: Option<ActiveKey>,
 }
 
+/// A task waits for a wake-up.
+pub(crate) const IDLE: u8 = 0;
+/// A task was woken (or spawned) and waits in a queue to be polled.
+pub(crate) const SCHEDULED: u8 = 1;
+
+/// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: a few nanoseconds to read, a
+/// resolution of a few milliseconds), for task ages: a spawn cannot afford the precise clock.
+pub(crate) fn coarse_now() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; the call writes only into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    debug_assert_eq!(rc, 0, "CLOCK_MONOTONIC_COARSE is always there on Linux");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
 impl TaskMeta {
     pub(crate) fn new(
         id: TaskId,
         name: Option<Arc<String>>,
         priority: Priority,
         owner: Option<Owner>,
+        location: &'static Location<'static>,
     ) -> TaskMeta {
         TaskMeta {
             id,
@@ -117,8 +146,45 @@ impl TaskMeta {
             ended: AtomicBool::new(false),
             policy_slot: AtomicU32::new(0),
             local: false,
+            location,
+            polls: AtomicU32::new(0),
+            state: AtomicU8::new(SCHEDULED),
+            hooked: owner
+                .as_ref()
+                .is_some_and(|o| o.shared.task_hooks.is_some()),
             owner,
         }
+    }
+
+    /// Where the task was spawned: the caller of `spawn` (or of `JoinSet::spawn`,
+    /// `spawn_local`, `Builder::spawn`, ...).
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// How many times the task has been polled (wrapping at `u32::MAX`).
+    pub fn polls(&self) -> u32 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    /// The task hooks of the task's runtime, if it has any.
+    #[inline]
+    pub(crate) fn hooks(&self) -> Option<&crate::hooks::TaskHooks> {
+        if !self.hooked {
+            return None;
+        }
+        self.owner.as_ref()?.shared.task_hooks.as_deref()
+    }
+
+    /// A poll starts: counts it, and marks the task idle (a wake from now on marks it
+    /// scheduled again). Only the polling thread writes `polls`.
+    #[inline]
+    fn begin_poll(&self) {
+        self.polls.store(
+            self.polls.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        self.state.store(IDLE, Ordering::Relaxed);
     }
 
     /// The task's identifier.
@@ -161,8 +227,15 @@ impl TaskMeta {
 /// Metadata with a fresh id, no name and the default priority: for testing a scheduler outside
 /// a runtime, with runnables made by `async_task::Builder::new().metadata(TaskMeta::default())`.
 impl Default for TaskMeta {
+    #[track_caller]
     fn default() -> Self {
-        TaskMeta::new(TaskId::next(), None, Priority::default(), None)
+        TaskMeta::new(
+            TaskId::next(),
+            None,
+            Priority::default(),
+            None,
+            Location::caller(),
+        )
     }
 }
 
@@ -192,7 +265,9 @@ enum Repr {
 // Part of every task's output slot: keep it two words.
 const _: () = assert!(std::mem::size_of::<JoinError>() == 16);
 // In every task's header.
-const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 40);
+// In every task's header: 40 bytes before the spawn location, poll count and state (for
+// `Handle::dump` and the hooks) came. (The spawn time is in the registry's entry.)
+const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 56);
 
 impl JoinError {
     pub(crate) fn cancelled(id: TaskId) -> JoinError {
@@ -537,7 +612,13 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // SAFETY: see above, `fut` stays where it is until it is dropped in place.
         let fut = unsafe { Pin::new_unchecked(fut) };
         let _current = CurrentGuard(CURRENT.with(|c| c.replace(this.meta)));
-        let out = match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        this.meta.begin_poll();
+        let polled = match this.meta.hooks() {
+            // Out of line, so that the common path keeps its registers.
+            Some(hooks) => poll_hooked(hooks, this.meta, fut, cx),
+            None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
+        };
+        let out = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),
             Err(payload) => Err(JoinError::panic(id, payload)),
@@ -545,6 +626,20 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         this.drop_future(true);
         Poll::Ready(out)
     }
+}
+
+/// A poll between the before and after hooks.
+#[inline(never)]
+fn poll_hooked<F: Future>(
+    hooks: &crate::hooks::TaskHooks,
+    meta: &TaskMeta,
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> std::thread::Result<Poll<F::Output>> {
+    hooks.before_poll(meta);
+    let polled = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+    hooks.after_poll(meta);
+    polled
 }
 
 impl<F> TaskFuture<'_, F> {

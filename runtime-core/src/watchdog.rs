@@ -33,7 +33,6 @@
 //! task left in the stuck worker's LIFO slot (which wakes nobody when it is filled) or local
 //! queue is then stolen instead of waiting behind the blocking poll.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -91,8 +90,6 @@ pub(crate) struct Watchdog {
     dormant: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
-    /// The names of live named tasks, by id.
-    pub(crate) names: Mutex<HashMap<TaskId, Arc<String>>>,
     /// Times the watchdog woke up (for the dormancy test).
     samples: AtomicU64,
 }
@@ -110,7 +107,6 @@ impl Watchdog {
             dormant: AtomicBool::new(false),
             stop: Mutex::new(false),
             wake: Condvar::new(),
-            names: Mutex::new(HashMap::new()),
             samples: AtomicU64::new(0),
         }
     }
@@ -130,10 +126,6 @@ impl Watchdog {
     pub(crate) fn stop(&self) {
         *lock(&self.stop) = true;
         self.wake.notify_one();
-    }
-
-    fn name_of(&self, id: TaskId) -> Option<Arc<String>> {
-        lock(&self.names).get(&id).cloned()
     }
 }
 
@@ -312,10 +304,17 @@ fn report(shared: &Shared, dog: &Watchdog, worker: usize, seen: &Seen, now: Inst
              at least {blocked_ms} ms (threshold {threshold_ms} ms): {ADVICE}"
         );
     } else {
-        let name = dog.name_of(TaskId::from_u64(seen.current));
+        // The task is in its poll, so in the registry: its name and spawn location are there.
+        let (name, location) = shared
+            .active
+            .find(TaskId::from_u64(seen.current), |meta| {
+                (meta.name().map(str::to_owned), meta.location().to_string())
+            })
+            .unwrap_or_default();
         tracing::warn!(
             task.id = seen.current,
-            task.name = name.as_deref().map(String::as_str),
+            task.name = name.as_deref(),
+            task.spawned_at = %location,
             worker,
             blocked_ms,
             threshold_ms,

@@ -242,7 +242,9 @@ fn run<S: Scheduler>(
             }
             None => {
                 crate::metrics::bump(&shared.counters.workers[index].parks, true);
+                shared.thread_hooks.parking(index);
                 shared.parking.park(index);
+                shared.thread_hooks.unparked(index);
                 service.parked();
                 st.searching = idle.transition_from_parked(index);
                 st.registered = false;

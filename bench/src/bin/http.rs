@@ -194,6 +194,7 @@ fn serve_smol(addr: SocketAddr) {
 
 // ---- the driver ----
 
+#[derive(Debug)]
 struct Options {
     rounds: usize,
     duration: u64,

@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod faults;
 pub mod http;
 pub mod io_time;
+pub mod observe;
 pub mod suite;
 pub mod toolbox;
 pub mod watchdog;

@@ -72,6 +72,10 @@ pub fn watchdog_reports_each_blocking_poll(make: Make) {
                 );
                 assert!(r.contains("worker="), "{r}");
                 assert!(r.contains("spawn_blocking"), "says what to do: {r}");
+                assert!(
+                    r.contains("task.spawned_at=") && r.contains("watchdog.rs:"),
+                    "names where the task was spawned: {r}"
+                );
             }
             assert!(
                 !lines.iter().any(|l| l.contains("quiet-neighbour")),
