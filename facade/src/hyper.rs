@@ -60,8 +60,9 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::AsFd;
 use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use ::hyper::body::{Body, Incoming};
@@ -69,6 +70,8 @@ use ::hyper::rt::ReadBufCursor;
 use ::hyper::{Request, Response};
 use ::hyper_util::server::conn::auto;
 use futures_lite::{AsyncRead, AsyncWrite};
+use runtime_core::lock_unpoisoned as lock;
+use slab::Slab;
 
 use crate::net::{TcpListener, TcpStream, UnixStream};
 use crate::task::JoinSet;
@@ -120,37 +123,49 @@ where
 
 /// hyper's timer, over this runtime's timer wheel. Its [`now`](hyper::rt::Timer::now) is the
 /// runtime's clock, so hyper's timeouts follow a paused test clock.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Timer {
-    handle: Option<Handle>,
+    /// The timers of the runtime it was made in (no context lookup per sleep), if any.
+    timers: Option<Arc<timer::Timers>>,
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("bound", &self.timers.is_some())
+            .finish()
+    }
 }
 
 impl Timer {
-    /// Timers on the current runtime where hyper asks for one, or, when made inside a
-    /// runtime, on that one.
+    /// Timers on the runtime it is made in, or, made outside any, on the runtime current
+    /// where hyper asks for a sleep.
     pub fn new() -> Timer {
         Timer {
-            handle: Handle::try_current().ok(),
+            timers: time::current_timers(),
         }
     }
 
     /// Timers on `handle`'s runtime.
     pub fn with_handle(handle: Handle) -> Timer {
-        Timer {
-            handle: Some(handle),
-        }
+        let _guard = handle.enter();
+        Timer::new()
     }
 
     fn sleep_at(&self, deadline: Instant) -> Pin<Box<dyn ::hyper::rt::Sleep>> {
-        let _guard = self.handle.as_ref().map(Handle::enter);
-        Box::pin(Sleep(time::sleep_until(deadline)))
+        Box::pin(Sleep(match &self.timers {
+            Some(timers) => time::sleep_on(timers.clone(), deadline),
+            None => time::sleep_until(deadline),
+        }))
     }
 }
 
 impl ::hyper::rt::Timer for Timer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn ::hyper::rt::Sleep>> {
-        let _guard = self.handle.as_ref().map(Handle::enter);
-        Box::pin(Sleep(time::sleep(duration)))
+        let now = ::hyper::rt::Timer::now(self);
+        // As `time::sleep`: a duration past the clock's range sleeps about forever.
+        let far = now.checked_add(timer::FAR).unwrap_or(now);
+        self.sleep_at(now.checked_add(duration).unwrap_or(far))
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn ::hyper::rt::Sleep>> {
@@ -158,8 +173,10 @@ impl ::hyper::rt::Timer for Timer {
     }
 
     fn now(&self) -> Instant {
-        let _guard = self.handle.as_ref().map(Handle::enter);
-        time::now()
+        match &self.timers {
+            Some(timers) => timers.clock.now(),
+            None => time::now(),
+        }
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn ::hyper::rt::Sleep>>, new_deadline: Instant) {
@@ -467,7 +484,7 @@ impl Server {
         B::Error: Into<Box<dyn StdError + Send + Sync>>,
     {
         let mut summary = ServeSummary::default();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop = Arc::new(Stop::default());
         let limit = self
             .max_connections
             .map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
@@ -499,10 +516,15 @@ impl Server {
                             .builder
                             .serve_connection_with_upgrades(Io::new(stream), service.clone())
                             .into_owned();
-                        let stop = stop_rx.clone();
+                        let conn = Graceful {
+                            conn,
+                            stop: stop.clone(),
+                            registered: None,
+                            draining: false,
+                        };
                         connections.spawn(async move {
                             let _permit = permit;
-                            serve_connection(conn, stop).await
+                            conn.await
                         });
                     }
                     Err(e) => {
@@ -518,7 +540,7 @@ impl Server {
             }
         }
         drop(listener);
-        let _ = stop_tx.send(true);
+        stop.fire();
         let drain = async {
             while let Some(ended) = connections.join_next().await {
                 if !matches!(ended, Ok(Ok(()))) {
@@ -538,21 +560,76 @@ impl Server {
     }
 }
 
-/// Serves one connection; when `stop` turns true, asks it to finish gracefully and waits.
-async fn serve_connection<C>(
-    conn: C,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), Box<dyn StdError + Send + Sync>>
+/// The server's stop signal to its connections: a flag, and the wakers of the connections
+/// that wait. A connection registers its waker once (again only if its task's waker changes),
+/// so that a poll of a busy connection costs one atomic load for it, not a channel's poll.
+#[derive(Default)]
+struct Stop {
+    stopping: AtomicBool,
+    waiting: Mutex<Slab<Waker>>,
+}
+
+impl Stop {
+    fn fire(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let wakers: Vec<Waker> = lock(&self.waiting).drain().collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One connection: when the server stops, asks it to finish gracefully, then drives it to
+    /// its end.
+    struct Graceful<C> {
+        #[pin]
+        conn: C,
+        stop: Arc<Stop>,
+        // The registered waker's key in `stop.waiting`, and a copy to compare with.
+        registered: Option<(usize, Waker)>,
+        draining: bool,
+    }
+
+    impl<C> PinnedDrop for Graceful<C> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some((key, _)) = this.registered.take() {
+                lock(&this.stop.waiting).try_remove(key);
+            }
+        }
+    }
+}
+
+impl<C> Future for Graceful<C>
 where
     C: Future<Output = Result<(), Box<dyn StdError + Send + Sync>>> + GracefulShutdown,
 {
-    let mut conn = pin!(conn);
-    crate::select! {
-        done = conn.as_mut() => return done,
-        _ = stop.wait_for(|stopping| *stopping) => {}
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let mut this = self.project();
+        if !*this.draining {
+            let fresh = match this.registered {
+                Some((_, w)) => !w.will_wake(cx.waker()),
+                None => true,
+            };
+            if fresh {
+                let mut waiting = lock(&this.stop.waiting);
+                if let Some((key, _)) = this.registered.take() {
+                    waiting.try_remove(key);
+                }
+                let key = waiting.insert(cx.waker().clone());
+                *this.registered = Some((key, cx.waker().clone()));
+            }
+            // Checked after registering: a `fire` in between is seen here or wakes us.
+            if this.stop.stopping.load(Ordering::SeqCst) {
+                *this.draining = true;
+                this.conn.as_mut().graceful_shutdown();
+            }
+        }
+        this.conn.poll(cx)
     }
-    conn.as_mut().graceful_shutdown();
-    conn.await
 }
 
 /// hyper-util's connections, which each have an inherent `graceful_shutdown`.

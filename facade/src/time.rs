@@ -70,6 +70,20 @@ pub fn sleep(duration: Duration) -> Sleep {
     }
 }
 
+/// A sleep on the given timers (for adapters that hold their runtime's timers).
+pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        timers,
+        entry: None,
+    }
+}
+
+/// The current runtime's timers, if there is a runtime.
+pub(crate) fn current_timers() -> Option<Arc<Timers>> {
+    crate::driver::with_current(|io| io.map(|io| io.timers.clone()))
+}
+
 /// Completes at `deadline` (never earlier).
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
