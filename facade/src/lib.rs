@@ -172,8 +172,9 @@ pub use facade_macros::main;
 pub use facade_macros::test;
 pub use runtime::{BLOCKING_SHUTDOWN_GRACE, Handle, Runtime};
 pub use runtime_core::{
-    EnterGuard, JoinError, JoinHandle, Priority, RuntimeMetrics, TaskDump, TaskId, TaskMeta,
-    TaskSnapshot, TaskState, WorkerMetrics, YieldNow, yield_now,
+    EnterGuard, HistogramBuckets, HistogramSnapshot, JoinError, JoinHandle, Priority,
+    RuntimeMetrics, TaskDump, TaskId, TaskMeta, TaskSnapshot, TaskState, WorkerMetrics, YieldNow,
+    yield_now,
 };
 
 /// The built-in policies and their configurations, for

@@ -71,6 +71,7 @@ pub fn sleep(duration: Duration) -> Sleep {
 }
 
 /// A sleep on the given timers (for adapters that hold their runtime's timers).
+#[cfg(feature = "hyper")]
 pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
     Sleep {
         deadline,
@@ -80,6 +81,7 @@ pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
 }
 
 /// The current runtime's timers, if there is a runtime.
+#[cfg(feature = "hyper")]
 pub(crate) fn current_timers() -> Option<Arc<Timers>> {
     crate::driver::with_current(|io| io.map(|io| io.timers.clone()))
 }

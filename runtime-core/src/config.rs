@@ -35,6 +35,8 @@ pub struct Config {
     pub policy_stall_timeout: Option<Duration>,
     /// Callbacks at task and worker events (hooks.rs); none by default.
     pub hooks: RuntimeHooks,
+    /// Histograms of poll time and schedule latency (histogram.rs); off by default.
+    pub histograms: Option<crate::HistogramConfig>,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             watchdog_thread_name: "rt-watchdog".into(),
             policy_stall_timeout: Some(Duration::from_secs(2)),
             hooks: RuntimeHooks::default(),
+            histograms: None,
         }
     }
 }

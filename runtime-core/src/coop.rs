@@ -56,9 +56,24 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
     if proceed {
         Poll::Ready(())
     } else {
+        budget_spent();
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// Counts a budget-forced yield in the current runtime's metrics.
+#[cold]
+#[inline(never)]
+fn budget_spent() {
+    crate::context::with_current(|h| {
+        if let Some(h) = h {
+            h.shared
+                .counters
+                .budget_yields
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
 }
 
 /// Whether the current task still has budget left (always true outside a task).

@@ -38,7 +38,7 @@ where
 {
     let meta = TaskMeta::new(
         TaskId::next(),
-        name.map(Arc::new),
+        name,
         Priority::default(),
         None,
         std::panic::Location::caller(),
@@ -68,6 +68,7 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
     let meta = task.metadata();
     meta.state
         .store(crate::task::SCHEDULED, std::sync::atomic::Ordering::Relaxed);
+    meta.stamp_woken();
     let Some(owner) = &meta.owner else {
         return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
     };
@@ -166,7 +167,7 @@ impl Handle {
         let shared = &self.shared;
         let location = std::panic::Location::caller();
         let id = TaskId::next();
-        let name = options.name.map(Arc::new);
+        let name = options.name;
         // A task spawned by a task inherits its priority unless told otherwise.
         let priority = options
             .priority
@@ -194,6 +195,7 @@ impl Handle {
         if let Some(hooks) = &shared.task_hooks {
             hooks.spawned(runnable.metadata());
         }
+        runnable.metadata().stamp_woken();
         tracing::debug!(
             task.id = id.as_u64(),
             task.name = runnable.metadata().name(),
@@ -228,6 +230,17 @@ impl Handle {
             }
         }
         m.slow_polls = m.workers.iter().map(|w| w.slow_polls).sum();
+        if let Some(h) = &self.shared.histograms {
+            for (i, w) in m.workers.iter_mut().enumerate() {
+                w.poll_time = Some(h.poll_time(Some(i), None));
+                w.schedule_latency = Some(h.latency(Some(i), None));
+            }
+            for (c, name) in h.class_names().iter().enumerate() {
+                m.poll_time.push((name.clone(), h.poll_time(None, Some(c))));
+                m.schedule_latency
+                    .push((name.clone(), h.latency(None, Some(c))));
+            }
+        }
         m
     }
 

@@ -115,6 +115,7 @@ pub mod coop;
 mod dump;
 pub mod fault;
 mod handle;
+mod histogram;
 pub mod hooks;
 mod idle;
 mod local;
@@ -137,6 +138,9 @@ pub use context::{EnterGuard, GUARDS_OUT_OF_ORDER, NESTED_BLOCK_ON, NoRuntime};
 pub use coop::{YieldNow, yield_now};
 pub use dump::{TaskDump, TaskSnapshot, TaskState};
 pub use handle::{Handle, pool_task};
+pub use histogram::{
+    HistogramBuckets, HistogramClasses, HistogramConfig, HistogramSnapshot, MAX_BUCKETS,
+};
 pub use hooks::RuntimeHooks;
 pub use idle::MAX_WORKERS;
 pub use local::{LOCAL_BATCH, LocalTasks};

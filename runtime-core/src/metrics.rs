@@ -4,6 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::histogram::HistogramSnapshot;
+
 /// One worker's counters, on a cache line of their own.
 #[repr(align(128))]
 #[derive(Default)]
@@ -35,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) foreign: Slot,
     /// Panics caught where the runtime called into code that is not its own (see fault.rs).
     pub(crate) caught_panics: AtomicU64,
+    /// Polls that ended because the task spent its cooperative budget (coop.rs).
+    pub(crate) budget_yields: AtomicU64,
 }
 
 impl Counters {
@@ -48,6 +52,7 @@ impl Counters {
             workers: (0..workers).map(|_| Slot::default()).collect(),
             foreign: Slot::default(),
             caught_panics: AtomicU64::new(0),
+            budget_yields: AtomicU64::new(0),
         }
     }
 
@@ -78,6 +83,8 @@ impl Counters {
                 tasks_completed: s.completed.load(Relaxed),
                 slow_polls: 0,
                 scheduler: Vec::new(),
+                poll_time: None,
+                schedule_latency: None,
             })
             .collect();
         let sum = |f: fn(&WorkerMetrics) -> u64| workers.iter().map(f).sum::<u64>();
@@ -88,9 +95,12 @@ impl Counters {
             tasks_alive: 0,
             slow_polls: 0,
             caught_panics: self.caught_panics.load(Relaxed),
+            budget_forced_yields: self.budget_yields.load(Relaxed),
             ejection: None,
             workers,
             scheduler: Vec::new(),
+            poll_time: Vec::new(),
+            schedule_latency: Vec::new(),
         }
     }
 }
@@ -120,8 +130,16 @@ pub struct RuntimeMetrics {
     /// Per-worker counters, by worker index.
     pub workers: Vec<WorkerMetrics>,
     /// The scheduling policy's own counters, summed over the workers (for instance
-    /// work-stealing's `steals`).
+    /// work-stealing's `steals`, or the depth of its queues).
     pub scheduler: Vec<(String, u64)>,
+    /// Times a task's poll ended because it spent its cooperative budget (it was made to
+    /// yield by a resource that said "not now": tokio's budget-forced yields).
+    pub budget_forced_yields: u64,
+    /// With histograms on ([`Config::histograms`](crate::Config)): poll times, all workers
+    /// together, per class of priority (the priority scheduler's bands, or `"all"`).
+    pub poll_time: Vec<(String, HistogramSnapshot)>,
+    /// With histograms on: schedule latency (wake-up or spawn to poll), per class.
+    pub schedule_latency: Vec<(String, HistogramSnapshot)>,
 }
 
 impl RuntimeMetrics {
@@ -150,4 +168,8 @@ pub struct WorkerMetrics {
     pub slow_polls: u64,
     /// The scheduling policy's own counters for this worker.
     pub scheduler: Vec<(String, u64)>,
+    /// With histograms on: this worker's poll times, all classes together.
+    pub poll_time: Option<HistogramSnapshot>,
+    /// With histograms on: the schedule latency of the polls this worker made.
+    pub schedule_latency: Option<HistogramSnapshot>,
 }

@@ -128,6 +128,9 @@ impl Runtime {
             extensions: config.extensions,
             task_hooks,
             thread_hooks,
+            histograms: config
+                .histograms
+                .map(|c| Box::new(crate::histogram::Histograms::new(c, workers))),
         });
         let mut rt = Runtime {
             handle: Handle {

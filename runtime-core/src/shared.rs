@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// The task hooks, boxed only when one is set (hooks.rs).
     pub(crate) task_hooks: Option<Box<crate::hooks::TaskHooks>>,
     pub(crate) thread_hooks: crate::hooks::ThreadHooks,
+    /// Poll-time and schedule-latency histograms, when on.
+    pub(crate) histograms: Option<Box<crate::histogram::Histograms>>,
 }
 
 impl Shared {
@@ -216,7 +218,21 @@ impl Shared {
         bump(&slot.polls, true);
         // For the watchdog (see watchdog.rs): a plain store before and after the poll.
         let _polling = PollMark::start(&slot.current, task.metadata().id().as_u64());
+        match &self.histograms {
+            None => self.poll_task(task),
+            Some(h) => self.poll_timed(h, index, task),
+        }
+    }
+
+    /// A poll with its time and its schedule latency recorded (histograms on).
+    #[inline(never)]
+    fn poll_timed(&self, h: &crate::histogram::Histograms, index: usize, task: Runnable) {
+        let meta = task.metadata();
+        let class = h.class_of(meta.priority());
+        let woken = meta.woken_at.load(std::sync::atomic::Ordering::Relaxed);
+        let start = std::time::Instant::now();
         self.poll_task(task);
+        h.record(index, class, woken, start, std::time::Instant::now());
     }
 
     #[inline]

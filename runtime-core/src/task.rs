@@ -75,9 +75,8 @@ impl Default for Priority {
 /// [`Runnable::metadata`](async_task::Runnable::metadata).
 pub struct TaskMeta {
     id: TaskId,
-    /// An `Arc<String>` so that the rare name costs one word in every task (a `String` is
-    /// three), and the watchdog can hold it too.
-    name: Option<Arc<String>>,
+    /// Where the task was spawned and, if it has one, its name: one word (see [`Label`]).
+    label: Label,
     priority: AtomicU8,
     /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
     aborted: AtomicBool,
@@ -90,8 +89,6 @@ pub struct TaskMeta {
     /// A `!Send` task kept beside the policy (see [`crate::LocalTasks`]): the policy never
     /// sees it, so its end is not reported to the policy either.
     pub(crate) local: bool,
-    /// Where the task was spawned (`#[track_caller]` through every spawn function).
-    location: &'static Location<'static>,
     /// Polls so far (written only by the thread polling the task).
     polls: AtomicU32,
     /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
@@ -99,6 +96,10 @@ pub struct TaskMeta {
     /// The runtime has task hooks (`Shared::task_hooks`): one byte to test per poll instead
     /// of three pointers to follow. In padding.
     hooked: bool,
+    /// The runtime records histograms: schedules stamp `woken_at`. In padding.
+    timed: bool,
+    /// When the task was last scheduled, in the histograms' time base (only when `timed`).
+    pub(crate) woken_at: AtomicU32,
     /// The runtime that spawned the task, and the task's entry in its registry (`None` for
     /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
     /// function so that the schedule function is zero-sized: async-task then skips the guard
@@ -110,6 +111,79 @@ pub(crate) struct Owner {
     pub(crate) shared: Arc<Shared>,
     /// `None` when the runtime was already closed at spawn.
     pub(crate) key: Option<ActiveKey>,
+}
+
+/// A task's spawn location and optional name in one word: a tagged pointer, either to the
+/// location (`&'static`, tag bit clear: no allocation, the common case) or to a boxed
+/// [`Named`] (tag bit set). Both pointees are aligned to at least 2, so bit 0 is free.
+struct Label(NonNull<u8>);
+
+/// A named task's label.
+struct Named {
+    name: String,
+    location: &'static Location<'static>,
+}
+
+const _: () = assert!(std::mem::align_of::<Location<'static>>() >= 2);
+const _: () = assert!(std::mem::align_of::<Named>() >= 2);
+
+// SAFETY: a `Label` is a `&'static Location` (Sync, so Send) or an owned `Box<Named>` (Send
+// and Sync: a String and a static reference); it offers only shared access to either.
+unsafe impl Send for Label {}
+// SAFETY: as above: `&Label` gives `&str` and `&'static Location` only.
+unsafe impl Sync for Label {}
+
+impl Label {
+    const NAMED: usize = 1;
+
+    fn new(name: Option<String>, location: &'static Location<'static>) -> Label {
+        match name {
+            None => Label(NonNull::from(location).cast()),
+            Some(name) => {
+                let named = NonNull::from(Box::leak(Box::new(Named { name, location })));
+                Label(named.cast::<u8>().map_addr(|a| a | Self::NAMED))
+            }
+        }
+    }
+
+    /// The untagged pointer to the boxed `Named`, if the label has one (with the box's own
+    /// provenance, so that `drop` may free it).
+    fn named_ptr(&self) -> Option<NonNull<Named>> {
+        if self.0.addr().get() & Self::NAMED == 0 {
+            return None;
+        }
+        let ptr = self.0.map_addr(|a| {
+            std::num::NonZeroUsize::new(a.get() & !Self::NAMED).expect("a box is not at 0")
+        });
+        Some(ptr.cast::<Named>())
+    }
+
+    fn named(&self) -> Option<&Named> {
+        // SAFETY: the tag says this is the `Box<Named>` leaked in `new`, freed only in `drop`.
+        self.named_ptr().map(|p| unsafe { p.as_ref() })
+    }
+
+    fn location(&self) -> &'static Location<'static> {
+        match self.named() {
+            Some(n) => n.location,
+            // SAFETY: untagged, the pointer is the `&'static Location` given to `new`.
+            None => unsafe { self.0.cast::<Location<'static>>().as_ref() },
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.named().map(|n| n.name.as_str())
+    }
+}
+
+impl Drop for Label {
+    fn drop(&mut self) {
+        if let Some(named) = self.named_ptr() {
+            // SAFETY: the box leaked in `new` (this pointer carries its provenance), dropped
+            // once, here; nothing borrows it after.
+            drop(unsafe { Box::from_raw(named.as_ptr()) });
+        }
+    }
 }
 
 /// A task waits for a wake-up.
@@ -133,25 +207,28 @@ pub(crate) fn coarse_now() -> Duration {
 impl TaskMeta {
     pub(crate) fn new(
         id: TaskId,
-        name: Option<Arc<String>>,
+        name: Option<String>,
         priority: Priority,
         owner: Option<Owner>,
         location: &'static Location<'static>,
     ) -> TaskMeta {
         TaskMeta {
             id,
-            name,
+            label: Label::new(name, location),
             priority: AtomicU8::new(priority.0),
             aborted: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             policy_slot: AtomicU32::new(0),
             local: false,
-            location,
             polls: AtomicU32::new(0),
             state: AtomicU8::new(SCHEDULED),
             hooked: owner
                 .as_ref()
                 .is_some_and(|o| o.shared.task_hooks.is_some()),
+            timed: owner
+                .as_ref()
+                .is_some_and(|o| o.shared.histograms.is_some()),
+            woken_at: AtomicU32::new(0),
             owner,
         }
     }
@@ -159,7 +236,7 @@ impl TaskMeta {
     /// Where the task was spawned: the caller of `spawn` (or of `JoinSet::spawn`,
     /// `spawn_local`, `Builder::spawn`, ...).
     pub fn location(&self) -> &'static Location<'static> {
-        self.location
+        self.label.location()
     }
 
     /// How many times the task has been polled (wrapping at `u32::MAX`).
@@ -174,6 +251,25 @@ impl TaskMeta {
             return None;
         }
         self.owner.as_ref()?.shared.task_hooks.as_deref()
+    }
+
+    /// Stamps the time the task is scheduled, when its runtime records histograms.
+    #[inline]
+    pub(crate) fn stamp_woken(&self) {
+        if self.timed {
+            self.stamp_woken_slow();
+        }
+    }
+
+    #[cold]
+    fn stamp_woken_slow(&self) {
+        if let Some(h) = self
+            .owner
+            .as_ref()
+            .and_then(|o| o.shared.histograms.as_deref())
+        {
+            self.woken_at.store(h.stamp(), Ordering::Relaxed);
+        }
     }
 
     /// A poll starts: counts it, and marks the task idle (a wake from now on marks it
@@ -194,7 +290,7 @@ impl TaskMeta {
 
     /// The task's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.name.as_deref().map(String::as_str)
+        self.label.name()
     }
 
     /// The task's current priority.
@@ -243,7 +339,8 @@ impl fmt::Debug for TaskMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskMeta")
             .field("id", &self.id)
-            .field("name", &self.name)
+            .field("name", &self.name())
+            .field("location", &self.location())
             .field("priority", &self.priority())
             .finish()
     }

@@ -58,7 +58,8 @@ use std::sync::{Mutex, OnceLock};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
 use runtime_core::{
-    Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler, lock_unpoisoned as lock,
+    MetricsVisitor, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
+    lock_unpoisoned as lock,
 };
 
 /// The most tasks a worker takes from the shared queue at once.
@@ -239,6 +240,26 @@ impl Scheduler for Fifo {
             .pop()
             .or_else(|| self.refill(l))
             .or_else(|| self.steal(l))
+    }
+
+    fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
+        // Queue depth now (a gauge): the shared queue for the runtime as a whole, and the
+        // stealable batches and yielded tasks of the workers (the single-worker mode's private
+        // deque is not visible from other threads).
+        let pick: &[WorkerShared] = match worker {
+            Some(i) => self.workers.get(i..=i).unwrap_or(&[]),
+            None => &self.workers,
+        };
+        let mut queued: usize = pick
+            .iter()
+            .flat_map(|w| [w.batch.get(), w.yielded.get()])
+            .flatten()
+            .map(Stealer::len)
+            .sum();
+        if worker.is_none() {
+            queued += self.len.load(Ordering::Acquire);
+        }
+        out.counter("queued", queued as u64);
     }
 
     fn drain(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {

@@ -539,6 +539,19 @@ impl Scheduler for PriorityScheduler {
                 .map(|w| w.polls[b].load(Ordering::Relaxed))
                 .sum();
             out.counter(&name, n);
+            // The band's queue depth now (a gauge): the workers' queues, and the injector
+            // for the runtime as a whole.
+            name.truncate(band.name.len());
+            name.push_str("_queued");
+            let mut queued: usize = pick
+                .iter()
+                .filter_map(|w| w.stealers.get())
+                .map(|s| s[b].len())
+                .sum();
+            if worker.is_none() {
+                queued += self.injectors[b].len();
+            }
+            out.counter(&name, queued as u64);
         }
     }
 }

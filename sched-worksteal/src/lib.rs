@@ -467,8 +467,20 @@ impl Scheduler for WorkStealing {
         out.counter("local_pushes", sum(|c| &c.local_pushes));
         out.counter("overflows", sum(|c| &c.overflows));
         out.counter("lifo_polls", sum(|c| &c.lifo_polls));
+        // Queue depths now (gauges): the local queues (not the LIFO slots), then the shared
+        // queues for the runtime as a whole.
+        let local: usize = pick
+            .iter()
+            .filter_map(|w| w.stealer.get())
+            .map(Stealer::len)
+            .sum();
+        out.counter("queued_local", local as u64);
         if worker.is_none() {
             out.counter("global_pushes", self.global_pushes.load(Relaxed));
+            out.counter(
+                "queued_global",
+                (self.global.len() + self.overflow.len()) as u64,
+            );
         }
     }
 }

@@ -46,6 +46,11 @@ impl LocalQueue {
 }
 
 impl Stealer {
+    /// Tasks in the queue now (a gauge for metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Moves about half of the victim's tasks (at most [`MAX_STEAL`]) into `dest` and returns
     /// one of them to run.
     pub(crate) fn steal_into(&self, dest: &LocalQueue) -> Option<Runnable> {
