@@ -33,9 +33,15 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|e| e == "rs") && !p.ends_with("mod.rs"))
         .collect();
     files.sort();
+    // The console tests are compiled only with the kit's `console` feature: their own table.
+    let mut console = Vec::new();
     for path in files {
         let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let source = std::fs::read_to_string(&path).expect("a test file");
+        if module == "console" {
+            console.extend(tests_in(&source, "make: Make)"));
+            continue;
+        }
         for name in tests_in(&source, "make: Make)") {
             writeln!(
                 out,
@@ -43,6 +49,15 @@ fn main() {
             )
             .unwrap();
         }
+    }
+    out.push_str("];\n\n");
+    out.push_str("/// The console tests: `(module::name, test)`.\n#[cfg(feature = \"console\")]\npub(crate) const CONSOLE: &[(&str, crate::FullTest)] = &[\n");
+    for name in console {
+        writeln!(
+            out,
+            "    (\"console::{name}\", crate::full::console::{name}),"
+        )
+        .unwrap();
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("tests.rs");

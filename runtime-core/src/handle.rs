@@ -48,10 +48,7 @@ where
     // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
     let (runnable, task) = unsafe {
         async_task::Builder::new().metadata(meta).spawn_unchecked(
-            move |meta: &TaskMeta| TaskFuture {
-                meta,
-                future: Some(future),
-            },
+            move |meta: &TaskMeta| TaskFuture::new(meta, future),
             schedule,
         )
     };
@@ -69,6 +66,8 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
     meta.state
         .store(crate::task::SCHEDULED, std::sync::atomic::Ordering::Relaxed);
     meta.stamp_woken();
+    #[cfg(feature = "console")]
+    meta.console.woken();
     let Some(owner) = &meta.owner else {
         return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
     };
@@ -136,10 +135,7 @@ impl Handle {
             // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             unsafe {
                 async_task::Builder::new().metadata(meta).spawn_unchecked(
-                    move |meta: &TaskMeta| TaskFuture {
-                        meta,
-                        future: Some(future),
-                    },
+                    move |meta: &TaskMeta| TaskFuture::new(meta, future),
                     async_task::WithInfo(schedule_fn),
                 )
             }

@@ -110,6 +110,8 @@ mod active;
 mod basic;
 mod block_on;
 mod config;
+#[cfg(feature = "console")]
+mod console;
 pub mod context;
 pub mod coop;
 mod dump;

@@ -147,10 +147,7 @@ impl LocalTasks {
             // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             unsafe {
                 async_task::Builder::new().metadata(meta).spawn_unchecked(
-                    move |meta: &TaskMeta| TaskFuture {
-                        meta,
-                        future: Some(future),
-                    },
+                    move |meta: &TaskMeta| TaskFuture::new(meta, future),
                     move |task| queue.schedule(task),
                 )
             }

@@ -96,6 +96,9 @@ pub struct TaskMeta {
     /// The runtime has task hooks (`Shared::task_hooks`): one byte to test per poll instead
     /// of three pointers to follow. In padding.
     hooked: bool,
+    /// tokio-console's view of the task (see [`crate::console`]).
+    #[cfg(feature = "console")]
+    pub(crate) console: crate::console::TaskSpan,
     /// The runtime records histograms: schedules stamp `woken_at`. In padding.
     timed: bool,
     /// When the task was last scheduled, in the histograms' time base (only when `timed`).
@@ -212,9 +215,13 @@ impl TaskMeta {
         owner: Option<Owner>,
         location: &'static Location<'static>,
     ) -> TaskMeta {
+        #[cfg(feature = "console")]
+        let console = crate::console::TaskSpan::new(id, name.as_deref(), location);
         TaskMeta {
             id,
             label: Label::new(name, location),
+            #[cfg(feature = "console")]
+            console,
             priority: AtomicU8::new(priority.0),
             aborted: AtomicBool::new(false),
             ended: AtomicBool::new(false),
@@ -364,6 +371,7 @@ const _: () = assert!(std::mem::size_of::<JoinError>() == 16);
 // In every task's header.
 // In every task's header: 40 bytes before the spawn location, poll count and state (for
 // `Handle::dump` and the hooks) came. (The spawn time is in the registry's entry.)
+#[cfg(not(feature = "console"))]
 const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 56);
 
 impl JoinError {
@@ -653,6 +661,21 @@ pub(crate) struct TaskFuture<'a, F> {
     pub(crate) meta: &'a TaskMeta,
     /// `None` once the future completed or was cancelled.
     pub(crate) future: Option<F>,
+    /// The task's `runtime.spawn` span (tokio-console): entered around each poll, closed when
+    /// the future is dropped.
+    #[cfg(feature = "console")]
+    span: tracing::Span,
+}
+
+impl<'a, F> TaskFuture<'a, F> {
+    pub(crate) fn new(meta: &'a TaskMeta, future: F) -> TaskFuture<'a, F> {
+        TaskFuture {
+            meta,
+            future: Some(future),
+            #[cfg(feature = "console")]
+            span: meta.console.take_span(),
+        }
+    }
 }
 
 thread_local! {
@@ -710,11 +733,15 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         let fut = unsafe { Pin::new_unchecked(fut) };
         let _current = CurrentGuard(CURRENT.with(|c| c.replace(this.meta)));
         this.meta.begin_poll();
+        #[cfg(feature = "console")]
+        let _entered = this.span.enter();
         let polled = match this.meta.hooks() {
             // Out of line, so that the common path keeps its registers.
             Some(hooks) => poll_hooked(hooks, this.meta, fut, cx),
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
         };
+        #[cfg(feature = "console")]
+        drop(_entered);
         let out = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(v)) => Ok(v),

@@ -209,6 +209,11 @@ impl Kit {
                 let make = p.full;
                 cases.push((format!("{}::{name}", p.name), Box::new(move || test(make))));
             }
+            #[cfg(feature = "console")]
+            for &(name, test) in table::CONSOLE {
+                let make = p.full;
+                cases.push((format!("{}::{name}", p.name), Box::new(move || test(make))));
+            }
         }
         cases
     }
@@ -257,5 +262,7 @@ pub fn test_names() -> Vec<&'static str> {
     let names = table::CORE.iter().map(|(n, _)| *n);
     #[cfg(feature = "full")]
     let names = names.chain(table::FULL.iter().map(|(n, _)| *n));
+    #[cfg(feature = "console")]
+    let names = names.chain(table::CONSOLE.iter().map(|(n, _)| *n));
     names.collect()
 }

@@ -9,6 +9,10 @@
 //! program. HTTP/1.1 and HTTP/2 (prior knowledge: `curl --http2-prior-knowledge`) both work.
 //! On Ctrl-C or `SIGTERM` it stops accepting, lets requests in flight finish (up to ten
 //! seconds) and prints what it served.
+//!
+//! With `--features console` (and `RUSTFLAGS="--cfg console_without_tokio_unstable"`, which
+//! console-subscriber asks of runtimes that are not tokio) it serves tokio-console on
+//! 127.0.0.1:6669: run `tokio-console` beside it to watch its tasks.
 
 use std::time::Duration;
 
@@ -30,6 +34,8 @@ async fn slow(Path(ms): Path<u64>) -> String {
 
 #[facade::main]
 async fn main() -> std::io::Result<()> {
+    #[cfg(feature = "console")]
+    console_subscriber::init();
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:3000".into());

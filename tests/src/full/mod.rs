@@ -3,6 +3,8 @@
 
 pub mod blocking_pool;
 pub mod chaos;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod faults;
 pub mod http;
 pub mod io_time;

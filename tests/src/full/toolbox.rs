@@ -295,7 +295,7 @@ pub fn channels_lose_nothing_and_spend_the_budget(make: Make) {
                     sum,
                     (0..4)
                         .map(|p| p * 1_000_000 * 5_000 + 4_999 * 5_000 / 2)
-                        .sum()
+                        .sum::<u64>()
                 );
 
                 let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
