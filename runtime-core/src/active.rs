@@ -20,7 +20,6 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Waker;
-use std::time::Duration;
 
 use slab::Slab;
 
@@ -28,7 +27,7 @@ use std::num::NonZeroU64;
 use std::ptr::NonNull;
 
 use crate::sync::lock_unpoisoned as lock;
-use crate::task::{TaskId, TaskMeta, coarse_now};
+use crate::task::{TaskId, TaskMeta};
 
 /// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that
 /// `Option<ActiveKey>` is 8 bytes).
@@ -50,12 +49,11 @@ impl ActiveKey {
     }
 }
 
-/// A live task's entry: its waker, and its metadata and spawn time for [`Active::for_each`].
+/// A live task's entry: its waker, and its metadata for [`Active::for_each`] (24 bytes in the
+/// slab: the waker's non-null vtable pointer holds the slab's vacant marker).
 pub(crate) struct Entry {
     waker: Waker,
     meta: NonNull<TaskMeta>,
-    /// Nanoseconds of the coarse monotonic clock ([`coarse_now`]) at the spawn.
-    spawned_at: u64,
 }
 
 // SAFETY: `meta` points into the task's allocation, which the entry's own `waker` keeps alive;
@@ -68,7 +66,6 @@ impl Entry {
         Entry {
             waker,
             meta: NonNull::from(meta),
-            spawned_at: coarse_now().as_nanos() as u64,
         }
     }
 }
@@ -155,16 +152,14 @@ impl Active {
         Some(f(unsafe { entry.1.meta.as_ref() }))
     }
 
-    /// Calls `f` with the metadata and age of every live task, one shard at a time, under its
-    /// lock (`f` must not spawn or end tasks).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta, Duration)) {
-        let now = coarse_now();
+    /// Calls `f` with the metadata of every live task, one shard at a time, under its lock
+    /// (`f` must not spawn or end tasks).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta)) {
         for shard in self.shards.iter() {
             let slab = lock(shard);
             for (_, entry) in slab.iter() {
-                let age = now.saturating_sub(Duration::from_nanos(entry.spawned_at));
                 // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
-                f(unsafe { entry.meta.as_ref() }, age);
+                f(unsafe { entry.meta.as_ref() });
             }
         }
     }

@@ -51,7 +51,7 @@ pub struct TaskSnapshot {
     pub priority: Priority,
     /// Idle, scheduled or running.
     pub state: TaskState,
-    /// Time since it was spawned (to a few milliseconds).
+    /// Time since it was spawned (to about 16 ms).
     pub age: Duration,
     /// How many times it has been polled.
     pub polls: u32,
@@ -89,7 +89,7 @@ impl TaskDump {
             .map(|w| w.current.load(Ordering::Relaxed))
             .collect();
         let mut tasks = Vec::new();
-        shared.active.for_each(|meta: &TaskMeta, age| {
+        shared.active.for_each(|meta: &TaskMeta| {
             let id = meta.id().as_u64();
             let state = match running.iter().position(|&c| c == id && c & MAIN_POLL == 0) {
                 Some(worker) => TaskState::Running { worker },
@@ -102,7 +102,7 @@ impl TaskDump {
                 location: meta.location(),
                 priority: meta.priority(),
                 state,
-                age,
+                age: meta.age(),
                 polls: meta.polls(),
                 local: meta.local,
             });

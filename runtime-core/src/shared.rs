@@ -214,24 +214,30 @@ impl Shared {
     /// Polls one task on worker `index`.
     #[inline]
     pub(crate) fn run_task(&self, index: usize, task: Runnable) {
+        if let Some(h) = self.histograms.as_deref() {
+            return self.run_task_timed(h, index, task);
+        }
+        self.run_task_plain(index, task);
+    }
+
+    #[inline(always)]
+    fn run_task_plain(&self, index: usize, task: Runnable) {
         let slot = &self.counters.workers[index];
         bump(&slot.polls, true);
         // For the watchdog (see watchdog.rs): a plain store before and after the poll.
         let _polling = PollMark::start(&slot.current, task.metadata().id().as_u64());
-        match &self.histograms {
-            None => self.poll_task(task),
-            Some(h) => self.poll_timed(h, index, task),
-        }
+        self.poll_task(task);
     }
 
-    /// A poll with its time and its schedule latency recorded (histograms on).
+    /// A poll with its time and its schedule latency recorded (histograms on): out of line,
+    /// so that the common path keeps its registers.
     #[inline(never)]
-    fn poll_timed(&self, h: &crate::histogram::Histograms, index: usize, task: Runnable) {
+    fn run_task_timed(&self, h: &crate::histogram::Histograms, index: usize, task: Runnable) {
         let meta = task.metadata();
         let class = h.class_of(meta.priority());
         let woken = meta.woken_at.load(std::sync::atomic::Ordering::Relaxed);
         let start = std::time::Instant::now();
-        self.poll_task(task);
+        self.run_task_plain(index, task);
         h.record(index, class, woken, start, std::time::Instant::now());
     }
 

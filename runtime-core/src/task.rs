@@ -103,6 +103,8 @@ pub struct TaskMeta {
     timed: bool,
     /// When the task was last scheduled, in the histograms' time base (only when `timed`).
     pub(crate) woken_at: AtomicU32,
+    /// When it was spawned: the coarse clock in `SPAWN_TICK`s (wraps after two years).
+    spawned_at: u32,
     /// The runtime that spawned the task, and the task's entry in its registry (`None` for
     /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
     /// function so that the schedule function is zero-sized: async-task then skips the guard
@@ -207,6 +209,13 @@ pub(crate) fn coarse_now() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
+/// The unit of a task's spawn time: 1/64 s, so that a `u32` spans two years.
+pub(crate) const SPAWN_TICK: Duration = Duration::from_nanos(1_000_000_000 / 64);
+
+fn spawn_ticks(t: Duration) -> u32 {
+    (t.as_nanos() / SPAWN_TICK.as_nanos()) as u32
+}
+
 impl TaskMeta {
     pub(crate) fn new(
         id: TaskId,
@@ -236,8 +245,16 @@ impl TaskMeta {
                 .as_ref()
                 .is_some_and(|o| o.shared.histograms.is_some()),
             woken_at: AtomicU32::new(0),
+            spawned_at: spawn_ticks(coarse_now()),
             owner,
         }
+    }
+
+    /// How long ago the task was spawned, to about 16 ms (correct for tasks younger than two
+    /// years: the spawn time is kept in 32 bits of 1/64 s).
+    pub fn age(&self) -> Duration {
+        let ticks = spawn_ticks(coarse_now()).wrapping_sub(self.spawned_at);
+        SPAWN_TICK * ticks
     }
 
     /// Where the task was spawned: the caller of `spawn` (or of `JoinSet::spawn`,
