@@ -13,6 +13,7 @@
 mod io;
 mod net;
 mod reactor;
+mod readiness;
 mod resolve;
 mod sys;
 

@@ -15,13 +15,14 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use slab::Slab;
 
+use crate::readiness::Readiness;
 use crate::sys;
 
 /// Read or write.
@@ -31,30 +32,19 @@ pub(crate) enum Direction {
     Write = 1,
 }
 
-/// One registered file descriptor.
-///
-/// Per direction, a tick counts the readiness events seen, and a waker waits for the next one.
-/// The ticks are atomics *written under the lock* that guards the wakers: a reader that only
-/// compares a tick takes no lock, and `poll_ready`, which may register a waker, re-reads the
-/// tick under the lock, so that an event (tick moved, waker taken, both under the lock) cannot
-/// fall between its check and its registration.
+/// One registered file descriptor: per direction, its readiness (readiness.rs).
 #[derive(Debug)]
 pub(crate) struct Source {
     key: usize,
     token: usize,
     fd: RawFd,
-    ticks: [AtomicU64; 2],
-    wakers: Mutex<[Option<Waker>; 2]>,
+    readiness: [Readiness; 2],
     /// Set for good once an event said the read side is closed (hang-up, error): a read will
     /// find EOF or the error at once, whatever a short read before suggested.
     read_closed: AtomicBool,
 }
 
 impl Source {
-    fn wakers(&self) -> MutexGuard<'_, [Option<Waker>; 2]> {
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether an event said the read side is closed (see the field).
     pub(crate) fn read_closed(&self) -> bool {
         self.read_closed.load(Ordering::Acquire)
@@ -62,34 +52,18 @@ impl Source {
 
     /// The current tick of `dir`, to compare against after an attempt.
     pub(crate) fn tick(&self, dir: Direction) -> u64 {
-        self.ticks[dir as usize].load(Ordering::Acquire)
+        self.readiness[dir as usize].tick()
     }
 
     /// Ready once `dir` has seen an event after `seen`; otherwise registers `cx`'s waker.
     pub(crate) fn poll_ready(&self, dir: Direction, seen: u64, cx: &mut Context<'_>) -> Poll<()> {
-        let tick = &self.ticks[dir as usize];
-        if tick.load(Ordering::Acquire) != seen {
-            return Poll::Ready(()); // no lock: an event came since
-        }
-        let mut wakers = self.wakers();
-        // Under the lock, where `dispatch` moves the tick: no event can slip in between.
-        if tick.load(Ordering::Acquire) != seen {
-            return Poll::Ready(());
-        }
-        let slot = &mut wakers[dir as usize];
-        match slot {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.readiness[dir as usize].poll_ready(seen, cx)
     }
 
     fn dispatch(&self, readable: bool, writable: bool, wakers: &mut Vec<Waker>) {
-        let mut slots = self.wakers();
         for (dir, ready) in [(0, readable), (1, writable)] {
             if ready {
-                self.ticks[dir].fetch_add(1, Ordering::Release);
-                wakers.extend(slots[dir].take());
+                wakers.extend(self.readiness[dir].dispatch());
             }
         }
     }
@@ -137,8 +111,7 @@ impl Reactor {
                 key,
                 token: key | (generation << 32),
                 fd,
-                ticks: [AtomicU64::new(0), AtomicU64::new(0)],
-                wakers: Mutex::default(),
+                readiness: Default::default(),
                 read_closed: AtomicBool::new(!sys::REPORTS_READ_CLOSED),
             });
             entry.insert(source.clone());
