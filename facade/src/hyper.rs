@@ -6,7 +6,7 @@
 //! - [`Timer`]: hyper's [`Timer`](hyper::rt::Timer) over our timer wheel, with a sleep that is
 //!   reset in place (header-read timeouts, HTTP/2 keep-alive); it follows a paused clock.
 //! - [`Io`]: hyper's [`Read`](hyper::rt::Read) / [`Write`](hyper::rt::Write) over our
-//!   [`TcpStream`](crate::net::TcpStream) and [`UnixStream`](crate::net::UnixStream) (reads go
+//!   [`TcpStream`] and [`UnixStream`] (reads go
 //!   straight into hyper's buffer, writes are vectored) and over any `futures-io` stream.
 //! - [`Server`]: an accept loop serving a hyper or tower service (HTTP/1 and HTTP/2, told apart
 //!   by the connection's first bytes) with graceful shutdown, an optional connection limit and
