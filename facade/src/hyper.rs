@@ -335,6 +335,9 @@ impl<T: AsyncWrite + Unpin + 'static> ::hyper::rt::Write for Io<T> {
     }
 }
 
+/// The error type hyper's bounds take (what `Into<BoxError>` accepts).
+type BoxError = Box<dyn StdError + Send + Sync>;
+
 /// How long a server waits for open connections after shutdown starts, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -454,10 +457,10 @@ impl Server {
             + Sync
             + 'static,
         S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S::Error: Into<BoxError>,
         B: Body + Send + 'static,
         B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        B::Error: Into<BoxError>,
     {
         let service = ::hyper_util::service::TowerToHyperService::new(service);
         self.serve(listener, service, shutdown).await
@@ -478,10 +481,10 @@ impl Server {
             + Send
             + 'static,
         S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S::Error: Into<BoxError>,
         B: Body + Send + 'static,
         B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        B::Error: Into<BoxError>,
     {
         let mut summary = ServeSummary::default();
         let stop = Arc::new(Stop::default());
@@ -603,7 +606,7 @@ pin_project_lite::pin_project! {
 
 impl<C> Future for Graceful<C>
 where
-    C: Future<Output = Result<(), Box<dyn StdError + Send + Sync>>> + GracefulShutdown,
+    C: Future<Output = Result<(), BoxError>> + GracefulShutdown,
 {
     type Output = C::Output;
 
@@ -641,9 +644,9 @@ impl<I, S, B> GracefulShutdown for auto::UpgradeableConnection<'static, I, S, Ex
 where
     S: ::hyper::service::Service<Request<Incoming>, Response = Response<B>>,
     S::Future: 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S::Error: Into<BoxError>,
     B: Body + 'static,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B::Error: Into<BoxError>,
     I: ::hyper::rt::Read + ::hyper::rt::Write + Unpin + Send + 'static,
     Executor: ::hyper_util::server::conn::auto::HttpServerConnExec<S::Future, B>,
 {
