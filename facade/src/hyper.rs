@@ -708,6 +708,25 @@ mod tests {
         assert_eq!(b.after(&emfile), Some(Duration::from_millis(5)));
     }
 
+    /// The futures-io path of `Io::poll_read`: into an uninitialised cursor, then advanced
+    /// (Miri checks the unsafe parts).
+    #[test]
+    fn futures_io_reads_fill_hypers_buffer() {
+        use ::hyper::rt::Read;
+        let mut io = Io::new(futures_lite::io::Cursor::new(b"hello, hyper".to_vec()));
+        let mut storage = [MaybeUninit::<u8>::uninit(); 5];
+        let mut buf = ::hyper::rt::ReadBuf::uninit(&mut storage);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let polled = Pin::new(&mut io).poll_read(&mut cx, buf.unfilled());
+        assert!(matches!(polled, Poll::Ready(Ok(()))));
+        assert_eq!(buf.filled(), b"hello");
+        assert!(
+            !::hyper::rt::Write::is_write_vectored(&io),
+            "not one of our sockets"
+        );
+    }
+
     #[test]
     fn zero_fill_initialises_everything() {
         let mut buf = [MaybeUninit::<u8>::uninit(); 17];
