@@ -94,6 +94,20 @@
 //! [`task::spawn_local`] (there is no `LocalSet`: build a [`LocalRuntime`]). Not provided:
 //! tokio's own I/O traits (use the futures-io ones, or tokio-util's compat layer),
 //! `task_local!`, and a paused clock on a multi-thread runtime. The README has the table.
+//!
+//! ## HTTP
+//!
+//! With the cargo feature `hyper`, `facade::hyper` has hyper 1's executor, timer and I/O
+//! adapters and `Server`, an accept loop for a hyper or tower service (an axum `Router`) with
+//! graceful shutdown and a connection limit.
+//!
+//! ## Seeing what the runtime does
+//!
+//! [`Handle::metrics`] (counters, queue depths, budget-forced yields, and with
+//! [`Builder::enable_histograms`] poll-time and schedule-latency histograms per worker and per
+//! priority band), [`Handle::dump`] (every live task: name, spawn location, state, age, polls),
+//! the hooks (`Builder::on_task_spawn` and the others: stable here), the watchdog's reports,
+//! and with the cargo feature `console` the instrumentation tokio-console reads.
 
 mod builder;
 mod dedicated;
