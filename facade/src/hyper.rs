@@ -359,6 +359,16 @@ pub struct ServeSummary {
     pub aborted_at_shutdown: usize,
 }
 
+impl ServeSummary {
+    /// Counts a connection's end: an error, a panic in the service or a cancellation is a
+    /// connection error.
+    fn connection_ended(&mut self, ended: &Result<Result<(), BoxError>, crate::JoinError>) {
+        if !matches!(ended, Ok(Ok(()))) {
+            self.connection_errors += 1;
+        }
+    }
+}
+
 /// An HTTP server loop: accepts connections and serves each with a hyper service on its own
 /// task, HTTP/1.1 or HTTP/2 (prior knowledge) as the client speaks.
 ///
@@ -506,9 +516,7 @@ impl Server {
                 biased;
                 _ = &mut shutdown => break,
                 Some(ended) = connections.join_next(), if !connections.is_empty() => {
-                    if !matches!(ended, Ok(Ok(()))) {
-                        summary.connection_errors += 1;
-                    }
+                    summary.connection_ended(&ended);
                 }
                 (accepted, permit) = accept => match accepted {
                     Ok((stream, _peer)) => {
@@ -546,9 +554,7 @@ impl Server {
         stop.fire();
         let drain = async {
             while let Some(ended) = connections.join_next().await {
-                if !matches!(ended, Ok(Ok(()))) {
-                    summary.connection_errors += 1;
-                }
+                summary.connection_ended(&ended);
             }
         };
         if time::timeout(self.shutdown_timeout, drain).await.is_err() {

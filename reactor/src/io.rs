@@ -144,10 +144,7 @@ impl<T: AsFd> Async<T> {
     ) -> Poll<io::Result<usize>> {
         let drained = self.drained_at.load(Ordering::Relaxed);
         if drained != NEVER && !self.source.read_closed() {
-            if self.reactor.is_closed() {
-                return Poll::Ready(Err(shut_down()));
-            }
-            ready!(self.source.poll_ready(Direction::Read, drained, cx));
+            ready!(self.poll_event_after(Direction::Read, drained, cx))?;
             self.drained_at.store(NEVER, Ordering::Relaxed);
         }
         let (res, tick) = ready!(self.poll_io_at(Direction::Read, cx, &mut op));
@@ -193,14 +190,28 @@ impl<T: AsFd> Async<T> {
     }
 
     fn poll_ready(&self, dir: Direction, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_event_after(
+            dir,
+            self.blocked_at[dir as usize].load(Ordering::Relaxed),
+            cx,
+        )
+    }
+
+    /// Ready once `dir` has seen an event after tick `seen` (at once for `NEVER`); an error
+    /// once the runtime has shut down.
+    fn poll_event_after(
+        &self,
+        dir: Direction,
+        seen: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         if self.reactor.is_closed() {
             return Poll::Ready(Err(shut_down()));
         }
-        let blocked = self.blocked_at[dir as usize].load(Ordering::Relaxed);
-        if blocked == NEVER {
+        if seen == NEVER {
             return Poll::Ready(Ok(()));
         }
-        self.source.poll_ready(dir, blocked, cx).map(Ok)
+        self.source.poll_ready(dir, seen, cx).map(Ok)
     }
 
     /// Waits until a read would not block (as far as the last `WouldBlock` tells).

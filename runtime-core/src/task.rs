@@ -385,9 +385,8 @@ enum Repr {
 
 // Part of every task's output slot: keep it two words.
 const _: () = assert!(std::mem::size_of::<JoinError>() == 16);
-// In every task's header.
-// In every task's header: 40 bytes before the spawn location, poll count and state (for
-// `Handle::dump` and the hooks) came. (The spawn time is in the registry's entry.)
+// In every task's header: 40 bytes before the spawn location, spawn time, poll count, state
+// (for `Handle::dump` and the hooks) and wake-up stamp (for the histograms) came.
 #[cfg(not(feature = "console"))]
 const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 56);
 
