@@ -35,11 +35,15 @@ struct Gate {
     release: Notify,
 }
 
-/// `/slow` waits for the gate; anything else answers `METHOD PATH:BODY`.
+/// `/slow` waits for the gate; `/panic` panics (a fault in user code); anything else answers
+/// `METHOD PATH:BODY`.
 async fn handle(
     gate: Arc<Gate>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/panic" {
+        panic!("expected by the test: a handler that panics");
+    }
     if req.uri().path() == "/slow" {
         gate.started.notify_one();
         gate.release.notified().await;
@@ -310,6 +314,31 @@ pub fn http_connection_limit_holds_the_next_client_back(make: Make) {
                 assert_eq!(second.await.unwrap(), "POST /b:");
                 let summary = server.stop().await;
                 assert_eq!(summary.accepted, 2);
+            });
+        }
+    });
+}
+
+/// Fault: a handler that panics. Its connection ends (the client's request fails), the server
+/// counts a connection error and goes on serving other connections, and stops cleanly.
+pub fn http_a_panicking_handler_costs_its_connection_only(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = rt(make, workers);
+            rt.block_on(async {
+                let server = Running::start(Server::new()).await;
+                for _ in 0..3 {
+                    let mut doomed = h1_client(server.addr).await;
+                    let failed = doomed.send_request(post("/panic", String::new())).await;
+                    assert!(failed.is_err(), "the panicking request gets no response");
+                    let mut fine = h1_client(server.addr).await;
+                    let res = fine.send_request(post("/ok", "1".into())).await.unwrap();
+                    assert_eq!(text(res).await, "POST /ok:1");
+                }
+                let summary = server.stop().await;
+                assert_eq!(summary.accepted, 6, "{summary:?}");
+                assert!(summary.connection_errors >= 3, "{summary:?}");
+                assert_eq!(summary.aborted_at_shutdown, 0, "{summary:?}");
             });
         }
     });
