@@ -37,7 +37,17 @@ impl hyper::body::Body for Hello {
 
 #[test]
 fn the_accept_loop_backs_off_on_emfile_and_serves_afterwards() {
-    let rt = facade::Builder::new().worker_threads(2).build().unwrap();
+    for scheduler in ["worksteal", "priority", "fifo"] {
+        accept_with_no_fds_left(scheduler);
+    }
+}
+
+fn accept_with_no_fds_left(scheduler: &str) {
+    let rt = facade::Builder::new()
+        .scheduler_name(scheduler)
+        .worker_threads(2)
+        .build()
+        .unwrap();
     let listener = rt
         .block_on(facade::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -86,15 +96,15 @@ fn the_accept_loop_backs_off_on_emfile_and_serves_afterwards() {
         .unwrap();
     let mut answer = String::new();
     client.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{scheduler}: {answer}");
     assert!(answer.contains("hello"), "{answer}");
 
     stop.send(()).unwrap();
     let summary = rt.block_on(server).unwrap().unwrap();
-    assert_eq!(summary.accepted, 1, "{summary:?}");
+    assert_eq!(summary.accepted, 1, "{scheduler}: {summary:?}");
     // 300 ms of 5, 10, 20, 40, 80, 160 ms pauses: a few attempts; a spin would make thousands.
     assert!(
         (1..=20).contains(&summary.accept_errors),
-        "backed off, did not spin: {summary:?}"
+        "{scheduler}: backed off, did not spin: {summary:?}"
     );
 }
