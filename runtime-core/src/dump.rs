@@ -51,7 +51,7 @@ pub struct TaskSnapshot {
     pub priority: Priority,
     /// Idle, scheduled or running.
     pub state: TaskState,
-    /// Time since it was spawned (to about 16 ms).
+    /// Time since it was spawned (to about 17 ms).
     pub age: Duration,
     /// How many times it has been polled.
     pub polls: u32,

@@ -209,11 +209,17 @@ pub(crate) fn coarse_now() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-/// The unit of a task's spawn time: 1/64 s, so that a `u32` spans two years.
-pub(crate) const SPAWN_TICK: Duration = Duration::from_nanos(1_000_000_000 / 64);
+/// The unit of a task's spawn time: 2^24 ns (about 17 ms), so that a `u32` spans two years
+/// and a spawn converts with a shift, not a division.
+const SPAWN_TICK_SHIFT: u32 = 24;
+pub(crate) const SPAWN_TICK: Duration = Duration::from_nanos(1 << SPAWN_TICK_SHIFT);
 
 fn spawn_ticks(t: Duration) -> u32 {
-    (t.as_nanos() / SPAWN_TICK.as_nanos()) as u32
+    let nanos = t
+        .as_secs()
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(u64::from(t.subsec_nanos()));
+    (nanos >> SPAWN_TICK_SHIFT) as u32
 }
 
 impl TaskMeta {
@@ -250,8 +256,8 @@ impl TaskMeta {
         }
     }
 
-    /// How long ago the task was spawned, to about 16 ms (correct for tasks younger than two
-    /// years: the spawn time is kept in 32 bits of 1/64 s).
+    /// How long ago the task was spawned, to about 17 ms (correct for tasks younger than two
+    /// years: the spawn time is kept in 32 bits of 2^24 ns).
     pub fn age(&self) -> Duration {
         let ticks = spawn_ticks(coarse_now()).wrapping_sub(self.spawned_at);
         SPAWN_TICK * ticks
