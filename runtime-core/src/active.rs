@@ -23,29 +23,39 @@ use std::task::Waker;
 
 use slab::Slab;
 
-use std::num::NonZeroU64;
+use std::num::NonZeroU32;
 use std::ptr::NonNull;
 
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::{TaskId, TaskMeta};
 
-/// Where a task's entry lives: the shard in the top 16 bits, the slab index + 1 below (so that
-/// `Option<ActiveKey>` is 8 bytes).
+/// Where a task's entry lives, in 32 bits (it is in every task's metadata): the shard in the
+/// top [`SHARD_BITS`], the slab index + 1 below (so that `Option<ActiveKey>` is 4 bytes).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ActiveKey(NonZeroU64);
+pub(crate) struct ActiveKey(NonZeroU32);
+
+/// At most 64 shards.
+const SHARD_BITS: u32 = 6;
+const MAX_SHARDS: usize = 1 << SHARD_BITS;
+const INDEX_BITS: u32 = 32 - SHARD_BITS;
+/// Entries per shard: 2^26 - 1 (67 million). A shard that is full passes the task to the next
+/// one, so a runtime holds `shards x` that many live tasks (with 8 shards, 537 million: some
+/// 60 GB of tasks) before a spawn fails.
+const MAX_INDEX: usize = (1 << INDEX_BITS) - 2;
 
 impl ActiveKey {
     fn new(shard: usize, index: usize) -> ActiveKey {
-        let packed = ((shard as u64) << 48) | (index as u64 + 1);
-        ActiveKey(NonZeroU64::new(packed).expect("index + 1 is never zero"))
+        debug_assert!(shard < MAX_SHARDS && index <= MAX_INDEX);
+        let packed = ((shard as u32) << INDEX_BITS) | (index as u32 + 1);
+        ActiveKey(NonZeroU32::new(packed).expect("index + 1 is never zero"))
     }
 
     fn shard(self) -> usize {
-        (self.0.get() >> 48) as usize
+        (self.0.get() >> INDEX_BITS) as usize
     }
 
     fn index(self) -> usize {
-        (self.0.get() & ((1 << 48) - 1)) as usize - 1
+        (self.0.get() & ((1 << INDEX_BITS) - 1)) as usize - 1
     }
 }
 
@@ -76,14 +86,21 @@ type Shard = Mutex<Slab<Entry>>;
 pub(crate) struct Active {
     shards: Box<[Shard]>,
     mask: usize,
+    /// The largest slab index a shard takes: [`MAX_INDEX`] (smaller in tests).
+    max_index: usize,
 }
 
 impl Active {
     pub(crate) fn new(workers: usize) -> Active {
-        let n = (workers.max(1) * 4).next_power_of_two();
+        Active::with_limit(workers, MAX_INDEX)
+    }
+
+    fn with_limit(workers: usize, max_index: usize) -> Active {
+        let n = (workers.max(1) * 4).next_power_of_two().min(MAX_SHARDS);
         Active {
             shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
             mask: n - 1,
+            max_index: max_index.min(MAX_INDEX),
         }
     }
 
@@ -95,11 +112,27 @@ impl Active {
         closed: &AtomicBool,
         make: impl FnOnce(Option<ActiveKey>) -> (R, Option<Entry>),
     ) -> R {
-        let shard = id.as_u64() as usize & self.mask;
+        let home = id.as_u64() as usize & self.mask;
+        let mut shard = home;
         let mut slab = lock(&self.shards[shard]);
         if closed.load(Ordering::SeqCst) {
             drop(slab);
             return make(None).0;
+        }
+        while slab.vacant_key() > self.max_index {
+            drop(slab);
+            shard = (shard + 1) & self.mask;
+            assert!(
+                shard != home,
+                "spawn: the runtime holds {} live tasks, as many as its task registry can \
+                 (finish or drop some before spawning more)",
+                self.shards.len() * (self.max_index + 1)
+            );
+            slab = lock(&self.shards[shard]);
+            if closed.load(Ordering::SeqCst) {
+                drop(slab);
+                return make(None).0;
+            }
         }
         let key = ActiveKey::new(shard, slab.vacant_key());
         let (out, entry) = make(Some(key));
@@ -113,7 +146,7 @@ impl Active {
     /// marks the task ended under the lock (see [`Active::waker_of`]).
     pub(crate) fn remove(&self, key: ActiveKey, meta: &TaskMeta) {
         let mut slab = lock(&self.shards[key.shard()]);
-        meta.ended.store(true, Ordering::Release);
+        meta.set_ended();
         let waker = slab.try_remove(key.index());
         drop(slab);
         drop(waker);
@@ -134,22 +167,29 @@ impl Active {
     /// owns its slot (no other task's entry is there).
     pub(crate) fn waker_of(&self, key: ActiveKey, meta: &TaskMeta) -> Option<Waker> {
         let slab = lock(&self.shards[key.shard()]);
-        if meta.ended.load(Ordering::Acquire) {
+        if meta.is_ended() {
             return None;
         }
         slab.get(key.index()).map(|e| e.waker.clone())
     }
 
     /// Calls `f` with the metadata of the live task `id`, if there is one (a scan of its shard,
-    /// under the shard's lock: for rare reports, not hot paths).
+    /// and of the others if a full shard had passed it on, under each shard's lock: for rare
+    /// reports, not hot paths).
     pub(crate) fn find<R>(&self, id: TaskId, f: impl FnOnce(&TaskMeta) -> R) -> Option<R> {
-        let slab = lock(&self.shards[id.as_u64() as usize & self.mask]);
-        let entry = slab.iter().find(|(_, e)| {
-            // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
-            unsafe { e.meta.as_ref() }.id() == id
-        })?;
-        // SAFETY: as above.
-        Some(f(unsafe { entry.1.meta.as_ref() }))
+        let home = id.as_u64() as usize & self.mask;
+        for i in 0..self.shards.len() {
+            let slab = lock(&self.shards[(home + i) & self.mask]);
+            let found = slab.iter().find(|(_, e)| {
+                // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
+                unsafe { e.meta.as_ref() }.id() == id
+            });
+            if let Some((_, entry)) = found {
+                // SAFETY: as above.
+                return Some(f(unsafe { entry.meta.as_ref() }));
+            }
+        }
+        None
     }
 
     /// Calls `f` with the metadata of every live task, one shard at a time, under its lock
@@ -177,5 +217,59 @@ impl Active {
 
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn insert(active: &Active, meta: &TaskMeta, closed: &AtomicBool) -> Option<ActiveKey> {
+        active.insert(meta.id(), closed, |key| {
+            (key, key.map(|_| Entry::new(Waker::noop().clone(), meta)))
+        })
+    }
+
+    #[test]
+    fn keys_pack_shard_and_index_into_32_bits() {
+        for (shard, index) in [(0, 0), (63, 0), (5, 12_345), (63, MAX_INDEX)] {
+            let key = ActiveKey::new(shard, index);
+            assert_eq!((key.shard(), key.index()), (shard, index));
+        }
+        assert_eq!(std::mem::size_of::<Option<ActiveKey>>(), 4);
+        assert_eq!(Active::new(1000).shards.len(), MAX_SHARDS);
+    }
+
+    #[test]
+    fn a_full_shard_passes_tasks_on_and_a_full_registry_says_so() {
+        // One worker: 4 shards of 3 entries each.
+        let active = Active::with_limit(1, 2);
+        let closed = AtomicBool::new(false);
+        let metas: Vec<TaskMeta> = (0..12).map(|_| TaskMeta::default()).collect();
+        let keys: Vec<ActiveKey> = metas
+            .iter()
+            .map(|m| insert(&active, m, &closed).expect("room for 12"))
+            .collect();
+        assert_eq!(active.len(), 12);
+        for (meta, key) in metas.iter().zip(&keys) {
+            assert!(key.index() <= 2);
+            // Found wherever it went, with its own metadata.
+            assert_eq!(active.find(meta.id(), TaskMeta::id), Some(meta.id()));
+            assert!(active.waker_of(*key, meta).is_some());
+        }
+        let extra = TaskMeta::default();
+        let full = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            insert(&active, &extra, &closed)
+        }))
+        .expect_err("a 13th task does not fit");
+        let msg = full.downcast_ref::<String>().expect("a formatted message");
+        assert!(msg.contains("12 live tasks"), "{msg}");
+        // A removed entry makes room again, and its task counts as ended.
+        active.remove(keys[3], &metas[3]);
+        assert!(metas[3].is_ended());
+        assert!(active.waker_of(keys[3], &metas[3]).is_none());
+        assert!(insert(&active, &extra, &closed).is_some());
+        assert_eq!(active.drain().len(), 12);
     }
 }

@@ -104,7 +104,7 @@ impl TaskDump {
                 state,
                 age: meta.age(),
                 polls: meta.polls(),
-                local: meta.local,
+                local: meta.is_local(),
             });
         });
         tasks.sort_by_key(|t| t.id);

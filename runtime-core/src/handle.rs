@@ -12,7 +12,7 @@ use crate::context::{self, EnterGuard};
 use crate::metrics::{RuntimeMetrics, bump};
 use crate::scheduler::ScheduleReason;
 use crate::shared::Shared;
-use crate::task::{JoinError, JoinHandle, Owner, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
+use crate::task::{JoinError, JoinHandle, Priority, Runnable, TaskFuture, TaskId, TaskMeta};
 
 /// Creates a task that belongs to no runtime, for pools that run tasks on threads of their own
 /// (the blocking pool, the rayon bridge): `schedule` receives the runnable whenever the task must run, and
@@ -41,6 +41,7 @@ where
         name,
         Priority::default(),
         None,
+        None,
         std::panic::Location::caller(),
     );
     // The future borrows only the task's metadata, which async-task keeps alive for as long as
@@ -68,10 +69,10 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
     meta.stamp_woken();
     #[cfg(feature = "console")]
     meta.console.woken();
-    let Some(owner) = &meta.owner else {
+    let Some(owner) = &meta.shared else {
         return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
     };
-    let shared: *const Shared = Arc::as_ptr(&owner.shared);
+    let shared: *const Shared = Arc::as_ptr(owner);
     // `shared` must stay valid after the task is handed to the scheduler, when another thread
     // may run it to completion and free it with its `Arc`. On one of this runtime's workers that
     // holds: the worker loop owns an `Arc<Shared>` for as long as it runs. Elsewhere we take an
@@ -82,7 +83,7 @@ fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
         // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
         unsafe { &*shared }.schedule(task, reason, here);
     } else {
-        let shared = owner.shared.clone();
+        let shared = owner.clone();
         shared.schedule(task, reason, None);
     }
 }
@@ -170,12 +171,10 @@ impl Handle {
             .or_else(crate::task::current_priority)
             .unwrap_or_default();
         let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
-            let owner = Owner {
-                shared: shared.clone(),
-                key,
-            };
-            let mut meta = TaskMeta::new(id, name, priority, Some(owner), location);
-            meta.local = local;
+            let mut meta = TaskMeta::new(id, name, priority, Some(shared.clone()), key, location);
+            if local {
+                meta.set_local();
+            }
             let (runnable, task) = make(meta);
             let entry = key.map(|_| Entry::new(runnable.waker(), runnable.metadata()));
             ((runnable, task), entry)

@@ -273,7 +273,7 @@ impl Shared {
     ) {
         self.active.remove(key, meta);
         let id = meta.id();
-        if self.hooks.wants_task_ended() && !meta.local && !self.policy.is_ejected() {
+        if self.hooks.wants_task_ended() && !meta.is_local() && !self.policy.is_ejected() {
             self.policy
                 .with_primary(self, "task_ended", |p| p.task_ended(meta));
         }

@@ -5,10 +5,11 @@ use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -73,50 +74,56 @@ impl Default for Priority {
 
 /// What the runtime knows about a task, readable by a scheduler through
 /// [`Runnable::metadata`](async_task::Runnable::metadata).
+///
+/// It lives in every task's header, so it is kept to six words: the fields are ordered so that
+/// nothing is padding, and the task's flags share one byte.
 pub struct TaskMeta {
     id: TaskId,
     /// Where the task was spawned and, if it has one, its name: one word (see [`Label`]).
     label: Label,
-    priority: AtomicU8,
-    /// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
-    aborted: AtomicBool,
-    /// Set, under its registry shard's lock, when the task's registry entry is removed: from
-    /// then on the entry's slot may name another task (see [`AbortHandle`]).
-    pub(crate) ended: AtomicBool,
-    /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]). It sits in what
-    /// would otherwise be padding: a task is no larger for it.
+    /// The runtime that spawned the task (`None` for metadata made with `Default`, outside
+    /// any runtime). Kept here rather than in the schedule function so that the schedule
+    /// function is zero-sized: async-task then skips the guard waker it otherwise takes on
+    /// every schedule.
+    pub(crate) shared: Option<Arc<Shared>>,
+    /// The task's entry in its runtime's registry (`None` outside a runtime, or when the
+    /// runtime was already closed at spawn).
+    pub(crate) key: Option<ActiveKey>,
+    /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]).
     policy_slot: AtomicU32,
-    /// A `!Send` task kept beside the policy (see [`crate::LocalTasks`]): the policy never
-    /// sees it, so its end is not reported to the policy either.
-    pub(crate) local: bool,
     /// Polls so far (written only by the thread polling the task).
     polls: AtomicU32,
-    /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
-    pub(crate) state: AtomicU8,
-    /// The runtime has task hooks (`Shared::task_hooks`): one byte to test per poll instead
-    /// of three pointers to follow. In padding.
-    hooked: bool,
-    /// tokio-console's view of the task (see [`crate::console`]).
-    #[cfg(feature = "console")]
-    pub(crate) console: crate::console::TaskSpan,
-    /// The runtime records histograms: schedules stamp `woken_at`. In padding.
-    timed: bool,
-    /// When the task was last scheduled, in the histograms' time base (only when `timed`).
+    /// When the task was last scheduled, in the histograms' time base (only when [`TIMED`]).
     pub(crate) woken_at: AtomicU32,
     /// When it was spawned: the coarse clock in `SPAWN_TICK`s (wraps after two years).
     spawned_at: u32,
-    /// The runtime that spawned the task, and the task's entry in its registry (`None` for
-    /// metadata made with `Default`, outside any runtime). Kept here rather than in the schedule
-    /// function so that the schedule function is zero-sized: async-task then skips the guard
-    /// waker it otherwise takes on every schedule.
-    pub(crate) owner: Option<Owner>,
+    priority: AtomicU8,
+    /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
+    pub(crate) state: AtomicU8,
+    /// [`ABORTED`], [`ENDED`], [`FUTURE_GONE`] (set while the task lives) and [`LOCAL`],
+    /// [`HOOKED`], [`TIMED`] (set at spawn).
+    flags: AtomicU8,
+    /// tokio-console's view of the task (see [`crate::console`]).
+    #[cfg(feature = "console")]
+    pub(crate) console: crate::console::TaskSpan,
 }
 
-pub(crate) struct Owner {
-    pub(crate) shared: Arc<Shared>,
-    /// `None` when the runtime was already closed at spawn.
-    pub(crate) key: Option<ActiveKey>,
-}
+/// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
+const ABORTED: u8 = 1;
+/// Set, under its registry shard's lock, when the task's registry entry is removed: from then
+/// on the entry's slot may name another task (see [`AbortHandle`]).
+const ENDED: u8 = 1 << 1;
+/// The task's future has been dropped (by the thread that owns the future: see
+/// [`TaskFuture`]).
+const FUTURE_GONE: u8 = 1 << 2;
+/// A `!Send` task kept beside the policy (see [`crate::LocalTasks`]): the policy never sees
+/// it, so its end is not reported to the policy either.
+const LOCAL: u8 = 1 << 3;
+/// The runtime has task hooks (`Shared::task_hooks`): a bit to test per poll instead of three
+/// pointers to follow.
+const HOOKED: u8 = 1 << 4;
+/// The runtime records histograms: schedules stamp `woken_at`.
+const TIMED: u8 = 1 << 5;
 
 /// A task's spawn location and optional name in one word: a tagged pointer, either to the
 /// location (`&'static`, tag bit clear: no allocation, the common case) or to a boxed
@@ -227,33 +234,72 @@ impl TaskMeta {
         id: TaskId,
         name: Option<String>,
         priority: Priority,
-        owner: Option<Owner>,
+        shared: Option<Arc<Shared>>,
+        key: Option<ActiveKey>,
         location: &'static Location<'static>,
     ) -> TaskMeta {
         #[cfg(feature = "console")]
         let console = crate::console::TaskSpan::new(id, name.as_deref(), location);
+        let mut flags = 0;
+        if let Some(shared) = &shared {
+            if shared.task_hooks.is_some() {
+                flags |= HOOKED;
+            }
+            if shared.histograms.is_some() {
+                flags |= TIMED;
+            }
+        }
         TaskMeta {
             id,
             label: Label::new(name, location),
-            #[cfg(feature = "console")]
-            console,
-            priority: AtomicU8::new(priority.0),
-            aborted: AtomicBool::new(false),
-            ended: AtomicBool::new(false),
+            shared,
+            key,
             policy_slot: AtomicU32::new(0),
-            local: false,
             polls: AtomicU32::new(0),
-            state: AtomicU8::new(SCHEDULED),
-            hooked: owner
-                .as_ref()
-                .is_some_and(|o| o.shared.task_hooks.is_some()),
-            timed: owner
-                .as_ref()
-                .is_some_and(|o| o.shared.histograms.is_some()),
             woken_at: AtomicU32::new(0),
             spawned_at: spawn_ticks(coarse_now()),
-            owner,
+            priority: AtomicU8::new(priority.0),
+            state: AtomicU8::new(SCHEDULED),
+            flags: AtomicU8::new(flags),
+            #[cfg(feature = "console")]
+            console,
         }
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags.load(Ordering::Relaxed) & flag != 0
+    }
+
+    /// Marks the task local (before it is first scheduled).
+    pub(crate) fn set_local(&mut self) {
+        *self.flags.get_mut() |= LOCAL;
+    }
+
+    /// Whether the task is a `!Send` task kept beside the policy.
+    pub(crate) fn is_local(&self) -> bool {
+        self.has(LOCAL)
+    }
+
+    /// The task's runtime and registry entry, for a task that has both.
+    pub(crate) fn owner(&self) -> Option<(&Arc<Shared>, ActiveKey)> {
+        Some((self.shared.as_ref()?, self.key?))
+    }
+
+    fn set_aborted(&self) {
+        self.flags.fetch_or(ABORTED, Ordering::Release);
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & ABORTED != 0
+    }
+
+    /// Marks the task ended (under its registry shard's lock: see [`ENDED`]).
+    pub(crate) fn set_ended(&self) {
+        self.flags.fetch_or(ENDED, Ordering::Release);
+    }
+
+    pub(crate) fn is_ended(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & ENDED != 0
     }
 
     /// How long ago the task was spawned, to about 17 ms (correct for tasks younger than two
@@ -277,26 +323,23 @@ impl TaskMeta {
     /// The task hooks of the task's runtime, if it has any.
     #[inline]
     pub(crate) fn hooks(&self) -> Option<&crate::hooks::TaskHooks> {
-        if !self.hooked {
+        if !self.has(HOOKED) {
             return None;
         }
-        self.owner.as_ref()?.shared.task_hooks.as_deref()
+        self.shared.as_ref()?.task_hooks.as_deref()
     }
 
     /// Stamps the time the task is scheduled, when its runtime records histograms.
     #[inline]
     pub(crate) fn stamp_woken(&self) {
-        if self.timed {
+        if self.has(TIMED) {
             self.stamp_woken_slow();
         }
     }
 
     #[cold]
     fn stamp_woken_slow(&self) {
-        if let Some(h) = self
-            .owner
-            .as_ref()
-            .and_then(|o| o.shared.histograms.as_deref())
+        if let Some(h) = self.shared.as_ref().and_then(|s| s.histograms.as_deref())
         {
             self.woken_at.store(h.stamp(), Ordering::Relaxed);
         }
@@ -360,6 +403,7 @@ impl Default for TaskMeta {
             None,
             Priority::default(),
             None,
+            None,
             Location::caller(),
         )
     }
@@ -391,10 +435,11 @@ enum Repr {
 
 // Part of every task's output slot: keep it two words.
 const _: () = assert!(std::mem::size_of::<JoinError>() == 16);
-// In every task's header: 40 bytes before the spawn location, spawn time, poll count, state
-// (for `Handle::dump` and the hooks) and wake-up stamp (for the histograms) came.
+// In every task's header: six words (40 bytes before the spawn location, spawn time, poll
+// count, state and wake-up stamp came; 56 before the flags shared a byte and the registry key
+// shrank to 32 bits).
 #[cfg(not(feature = "console"))]
-const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 56);
+const _: () = assert!(std::mem::size_of::<TaskMeta>() <= 48);
 
 impl JoinError {
     pub(crate) fn cancelled(id: TaskId) -> JoinError {
@@ -523,14 +568,10 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         if let (Some(task), Some(meta)) = (&self.task, self.metadata()) {
             if !task.is_finished() {
-                meta.aborted.store(true, Ordering::Release);
+                meta.set_aborted();
                 // Wake it through the registry, so that it is polled and sees the flag.
-                if let Some(Owner {
-                    shared,
-                    key: Some(key),
-                }) = &meta.owner
-                {
-                    shared.active.wake(*key);
+                if let Some((shared, key)) = meta.owner() {
+                    shared.active.wake(key);
                 }
             }
         }
@@ -539,13 +580,9 @@ impl<T> JoinHandle<T> {
     /// A handle that can abort the task without owning this one (for a task of a runtime;
     /// for one of the blocking pool or the rayon bridge, it does nothing).
     pub fn abort_handle(&self) -> AbortHandle {
-        let waker = self.metadata().and_then(|meta| match &meta.owner {
-            Some(Owner {
-                shared,
-                key: Some(key),
-            }) => shared.active.waker_of(*key, meta),
-            _ => None,
-        });
+        let waker = self
+            .metadata()
+            .and_then(|meta| meta.owner().and_then(|(s, key)| s.active.waker_of(key, meta)));
         AbortHandle {
             id: self.id,
             waker,
@@ -618,8 +655,8 @@ impl AbortHandle {
     /// Cancels the task, as [`JoinHandle::abort`] does.
     pub fn abort(&self) {
         if let (Some(meta), Some(waker)) = (self.meta(), &self.waker) {
-            if !meta.ended.load(Ordering::Acquire) {
-                meta.aborted.store(true, Ordering::Release);
+            if !meta.is_ended() {
+                meta.set_aborted();
                 waker.wake_by_ref();
             }
         }
@@ -627,7 +664,7 @@ impl AbortHandle {
 
     /// Whether the task's future is gone (completed, panicked or cancelled).
     pub fn is_finished(&self) -> bool {
-        self.meta().is_none_or(|m| m.ended.load(Ordering::Acquire))
+        self.meta().is_none_or(TaskMeta::is_ended)
     }
 
     /// The task's id.
@@ -681,8 +718,10 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// future is gone (completed, cancelled, or dropped at shutdown).
 pub(crate) struct TaskFuture<'a, F> {
     pub(crate) meta: &'a TaskMeta,
-    /// `None` once the future completed or was cancelled.
-    pub(crate) future: Option<F>,
+    /// Dropped in place once, when the task completes or is cancelled; the task's
+    /// [`FUTURE_GONE`] flag says so (a flag in the metadata rather than an `Option` here: an
+    /// async block has no niche for `None`, and this is in every task).
+    future: ManuallyDrop<F>,
     /// The task's `runtime.spawn` span (tokio-console): entered around each poll, closed when
     /// the future is dropped.
     #[cfg(feature = "console")]
@@ -693,7 +732,7 @@ impl<'a, F> TaskFuture<'a, F> {
     pub(crate) fn new(meta: &'a TaskMeta, future: F) -> TaskFuture<'a, F> {
         TaskFuture {
             meta,
-            future: Some(future),
+            future: ManuallyDrop::new(future),
             #[cfg(feature = "console")]
             span: meta.console.take_span(),
         }
@@ -739,20 +778,20 @@ impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Result<F::Output, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of its `Option` while
-        // pinned (it is only dropped in place, by assigning `None` or with `Self`), and `meta` is
-        // not pinned.
+        // SAFETY: `future` is structurally pinned: it is never moved (only dropped in place, in
+        // `drop_future`), and `meta` is not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let id = this.meta.id;
-        if this.meta.aborted.load(Ordering::Acquire) {
+        if this.meta.has(FUTURE_GONE) {
+            return Poll::Ready(Err(JoinError::cancelled(id)));
+        }
+        if this.meta.is_aborted() {
             this.drop_future(false);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
-        let Some(fut) = this.future.as_mut() else {
-            return Poll::Ready(Err(JoinError::cancelled(id)));
-        };
-        // SAFETY: see above, `fut` stays where it is until it is dropped in place.
-        let fut = unsafe { Pin::new_unchecked(fut) };
+        // SAFETY: see above: the future stays where it is until it is dropped in place, and it
+        // is still there (`FUTURE_GONE` is clear).
+        let fut = unsafe { Pin::new_unchecked(&mut *this.future) };
         let _current = CurrentGuard(CURRENT.with(|c| c.replace(this.meta)));
         this.meta.begin_poll();
         #[cfg(feature = "console")]
@@ -792,16 +831,19 @@ impl<F> TaskFuture<'_, F> {
     /// Drops the future once; `completed` says whether it ran to completion (output or panic)
     /// rather than being cancelled.
     fn drop_future(&mut self, completed: bool) {
-        if self.future.is_some() {
-            // A panicking destructor must not take the worker down.
-            let _ = catch_unwind(AssertUnwindSafe(|| self.future = None));
-            if let Some(Owner {
-                shared,
-                key: Some(key),
-            }) = &self.meta.owner
-            {
-                shared.task_done(*key, self.meta, completed);
-            }
+        if self.meta.has(FUTURE_GONE) {
+            return;
+        }
+        // Only the thread that owns the future (polling or dropping it) sets or reads this flag.
+        self.meta.flags.fetch_or(FUTURE_GONE, Ordering::Relaxed);
+        // A panicking destructor must not take the worker down.
+        // SAFETY: the future is dropped in place (it was pinned) exactly once: the flag, set
+        // before, keeps every later poll and drop away from it, even if its destructor panics.
+        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+            ManuallyDrop::drop(&mut self.future)
+        }));
+        if let Some((shared, key)) = self.meta.owner() {
+            shared.task_done(key, self.meta, completed);
         }
     }
 }
