@@ -53,28 +53,49 @@ pub struct TimerHint {
 
 impl Default for TimerHint {
     fn default() -> Self {
-        TimerHint {
-            base: Instant::now(),
-            next: std::sync::atomic::AtomicU64::new(u64::MAX),
-        }
+        TimerHint::with_base(Instant::now())
     }
 }
 
 impl TimerHint {
+    /// A hint whose deadlines count from `base`: a driver whose clock has that base publishes
+    /// with [`set_since_base`](Self::set_since_base) and
+    /// [`lower_since_base`](Self::lower_since_base), without converting instants.
+    pub fn with_base(base: Instant) -> TimerHint {
+        TimerHint {
+            base,
+            next: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
     fn nanos(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+        let d = t.saturating_duration_since(self.base);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
+            .min(u64::MAX - 1)
     }
 
     /// Publishes the earliest deadline (`None`: no timer).
     pub fn set(&self, deadline: Option<Instant>) {
-        let v = deadline.map_or(u64::MAX, |d| self.nanos(d));
-        self.next.store(v, std::sync::atomic::Ordering::Relaxed);
+        self.set_since_base(deadline.map(|d| self.nanos(d)));
     }
 
     /// Lowers the published deadline to `deadline` if that is earlier.
     pub fn lower(&self, deadline: Instant) {
-        let v = self.nanos(deadline);
-        self.next.fetch_min(v, std::sync::atomic::Ordering::Relaxed);
+        self.lower_since_base(self.nanos(deadline));
+    }
+
+    /// [`set`](Self::set), with the deadline in nanoseconds since the hint's base.
+    pub fn set_since_base(&self, nanos: Option<u64>) {
+        let v = nanos.map_or(u64::MAX, |n| n.min(u64::MAX - 1));
+        self.next.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`lower`](Self::lower), with the deadline in nanoseconds since the hint's base.
+    pub fn lower_since_base(&self, nanos: u64) {
+        self.next
+            .fetch_min(nanos.min(u64::MAX - 1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether a timer is due at `now`.

@@ -7,6 +7,12 @@ use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// `secs` seconds and `us` microseconds in microseconds, saturating, in 64-bit arithmetic
+/// (a 128-bit division per timer cost more than the wheel's insertion).
+fn micros(secs: u64, us: u32) -> u64 {
+    secs.saturating_mul(1_000_000).saturating_add(u64::from(us))
+}
+
 /// Where "never" lands: far enough to never fire in practice, near enough not to overflow.
 pub const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -76,16 +82,21 @@ impl Clock {
         *off = (*off).max(t.saturating_duration_since(self.base));
     }
 
+    /// The instant tick 0 stands for.
+    pub fn base(&self) -> Instant {
+        self.base
+    }
+
     /// Microsecond tick of a deadline, rounded up (so a timer never fires early).
     pub fn tick_ceil(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.base);
-        let us = d.as_micros() + u128::from(d.subsec_nanos() % 1000 != 0);
-        u64::try_from(us).unwrap_or(u64::MAX)
+        micros(d.as_secs(), d.subsec_nanos().div_ceil(1000))
     }
 
     /// Microsecond tick of the present, rounded down.
     pub fn tick_floor(&self, t: Instant) -> u64 {
-        u64::try_from(t.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX)
+        let d = t.saturating_duration_since(self.base);
+        micros(d.as_secs(), d.subsec_nanos() / 1000)
     }
 
     /// The instant of a tick (saturating far in the future).

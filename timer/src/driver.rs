@@ -58,16 +58,24 @@ impl std::fmt::Debug for Timers {
     }
 }
 
+/// A tick (microseconds since the clock's base) in nanoseconds since the same base.
+fn tick_nanos(tick: u64) -> u64 {
+    tick.saturating_mul(1000)
+}
+
 impl Timers {
     /// Timers on a clock that starts paused or running; `unpark` wakes the worker that waits
     /// in the reactor.
     pub fn new(paused: bool, unpark: Arc<dyn Unpark>) -> Timers {
+        let clock = Clock::new(paused);
         Timers {
             wheel: Mutex::new(Wheel::new()),
-            clock: Clock::new(paused),
+            // The hint counts from the clock's base, so that a tick is published with a
+            // multiplication rather than two conversions through an `Instant`.
+            hint: Arc::new(TimerHint::with_base(clock.base())),
+            clock,
             wake_at: AtomicU64::new(NOT_PARKED),
             unpark,
-            hint: Arc::default(),
             closed: AtomicBool::new(false),
         }
     }
@@ -100,7 +108,7 @@ impl Timers {
         if self.clock.is_paused() {
             self.hint.set(None);
         } else {
-            self.hint.set(next.map(|t| self.clock.instant(t)));
+            self.hint.set_since_base(next.map(tick_nanos));
         }
     }
 
@@ -140,7 +148,7 @@ impl Timers {
         }
         *entry = Some(wheel.insert(tick, waker.clone()));
         if !self.clock.is_paused() {
-            self.hint.lower(self.clock.instant(tick));
+            self.hint.lower_since_base(tick_nanos(tick));
         }
         // Only a driver that is parked past this deadline needs waking; one that is not parked
         // reads the wheel before it parks. Once woken it is as good as not parked (it will read
