@@ -45,9 +45,11 @@ pub trait Driver: Send + 'static {
 /// The earliest timer deadline, published by a driver for busy workers: a worker that has the
 /// time anyway (it times its polls) compares it and polls the driver when a timer is due.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct TimerHint {
     base: Instant,
-    /// Nanoseconds since `base`; `u64::MAX`: no timer.
+    /// Nanoseconds since `base`; `u64::MAX`: no timer. Read by every busy worker every few
+    /// polls: on a cache line of its own, and written only when it changes.
     next: std::sync::atomic::AtomicU64,
 }
 
@@ -89,13 +91,18 @@ impl TimerHint {
     /// [`set`](Self::set), with the deadline in nanoseconds since the hint's base.
     pub fn set_since_base(&self, nanos: Option<u64>) {
         let v = nanos.map_or(u64::MAX, |n| n.min(u64::MAX - 1));
-        self.next.store(v, std::sync::atomic::Ordering::Relaxed);
+        // A store of the same value would still take the line from every worker reading it.
+        if self.next.load(std::sync::atomic::Ordering::Relaxed) != v {
+            self.next.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// [`lower`](Self::lower), with the deadline in nanoseconds since the hint's base.
     pub fn lower_since_base(&self, nanos: u64) {
-        self.next
-            .fetch_min(nanos.min(u64::MAX - 1), std::sync::atomic::Ordering::Relaxed);
+        self.next.fetch_min(
+            nanos.min(u64::MAX - 1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Whether a timer is due at `now`.
@@ -258,16 +265,11 @@ impl Parking {
         }
     }
 
-    /// Whether the driver publishes its next timer deadline (see [`TimerHint`]).
-    #[inline]
-    pub(crate) fn has_timer_hint(&self) -> bool {
-        self.hint.is_some()
-    }
-
-    /// Whether the driver's earliest timer is due at `now`.
-    #[inline]
-    pub(crate) fn timer_due(&self, now: Instant) -> bool {
-        self.hint.as_ref().is_some_and(|h| h.is_due(now))
+    /// The driver's published next deadline, if it publishes one (see [`TimerHint`]); each
+    /// worker keeps its own reference, so that a check between polls reads nothing another
+    /// worker writes (the driver's lock sits beside this field).
+    pub(crate) fn timer_hint(&self) -> Option<Arc<TimerHint>> {
+        self.hint.clone()
     }
 
     /// Lets a busy worker dispatch ready I/O and expired timers without blocking, if no other

@@ -13,9 +13,10 @@
 //!   long notices within `MAX_EVERY` polls, then within one. When the policy times its polls
 //!   anyway (`Hooks::account_polls`), that time is used and nothing is read.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::park::Parking;
+use crate::park::{Parking, TimerHint};
 
 /// How many polls a busy worker makes between two non-blocking driver polls.
 pub(crate) const DRIVER_INTERVAL: u32 = 61;
@@ -37,11 +38,14 @@ pub(crate) struct Service {
     last_read: Option<Instant>,
     /// When this worker last serviced the driver.
     last_service: Option<Instant>,
+    /// The driver's next deadline, if it publishes one.
+    hint: Option<Arc<TimerHint>>,
 }
 
 impl Service {
-    pub(crate) fn new() -> Service {
+    pub(crate) fn new(hint: Option<Arc<TimerHint>>) -> Service {
         Service {
+            hint,
             ticks: 0,
             since_read: 0,
             every: 1,
@@ -69,19 +73,20 @@ impl Service {
             parking.poll_driver();
             return true;
         }
-        if !parking.has_timer_hint() {
+        let Some(hint) = &self.hint else {
             return false; // no driver: nothing to service
-        }
+        };
         self.since_read += 1;
         let now = match now {
             Some(now) => now,
             None if self.since_read >= self.every => Instant::now(),
             None => return false,
         };
+        let due = hint.is_due(now);
         self.adapt(now);
         // Just back from parking (where the driver was serviced): the period starts now.
         let since = *self.last_service.get_or_insert(now);
-        if now.saturating_duration_since(since) >= SERVICE_PERIOD || parking.timer_due(now) {
+        if now.saturating_duration_since(since) >= SERVICE_PERIOD || due {
             self.last_service = Some(now);
             parking.poll_driver();
             return true;

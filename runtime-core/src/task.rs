@@ -339,8 +339,7 @@ impl TaskMeta {
 
     #[cold]
     fn stamp_woken_slow(&self) {
-        if let Some(h) = self.shared.as_ref().and_then(|s| s.histograms.as_deref())
-        {
+        if let Some(h) = self.shared.as_ref().and_then(|s| s.histograms.as_deref()) {
             self.woken_at.store(h.stamp(), Ordering::Relaxed);
         }
     }
@@ -580,9 +579,10 @@ impl<T> JoinHandle<T> {
     /// A handle that can abort the task without owning this one (for a task of a runtime;
     /// for one of the blocking pool or the rayon bridge, it does nothing).
     pub fn abort_handle(&self) -> AbortHandle {
-        let waker = self
-            .metadata()
-            .and_then(|meta| meta.owner().and_then(|(s, key)| s.active.waker_of(key, meta)));
+        let waker = self.metadata().and_then(|meta| {
+            meta.owner()
+                .and_then(|(s, key)| s.active.waker_of(key, meta))
+        });
         AbortHandle {
             id: self.id,
             waker,

@@ -46,6 +46,9 @@ pub struct Timers {
     /// The earliest deadline, for workers that check for due timers between polls.
     pub hint: Arc<TimerHint>,
     closed: AtomicBool,
+    /// Whether the wheel may hold timers (written under its lock, only when it changes; a stale
+    /// `true` costs a lock): a busy worker's driver poll skips the lock when it holds none.
+    armed: AtomicBool,
 }
 
 impl std::fmt::Debug for Timers {
@@ -77,6 +80,7 @@ impl Timers {
             wake_at: AtomicU64::new(NOT_PARKED),
             unpark,
             closed: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
         }
     }
 
@@ -87,13 +91,23 @@ impl Timers {
     }
 
     /// Wakes every timer whose deadline has passed; returns how many.
+    ///
+    /// With no timer in the wheel it takes no lock. A timer registered meanwhile is not missed:
+    /// it is not due yet (a sleep registers only a deadline still ahead), and the driver takes
+    /// the lock before it parks ([`wait_before_park`](Self::wait_before_park)).
     pub fn fire_due(&self) -> usize {
+        if !self.armed.load(Ordering::Acquire) {
+            return 0;
+        }
         let now = self.clock.tick_floor(self.clock.now());
         let mut wakers = Vec::new();
         {
             let mut wheel = self.wheel();
             wheel.poll(now, |w| wakers.push(w));
             self.publish_hint(wheel.next_deadline());
+            if wheel.is_empty() {
+                self.armed.store(false, Ordering::Release);
+            }
         }
         let n = wakers.len();
         for w in wakers {
@@ -147,6 +161,9 @@ impl Timers {
             }
         }
         *entry = Some(wheel.insert(tick, waker.clone()));
+        if !self.armed.load(Ordering::Relaxed) {
+            self.armed.store(true, Ordering::Release);
+        }
         if !self.clock.is_paused() {
             self.hint.lower_since_base(tick_nanos(tick));
         }
