@@ -96,7 +96,7 @@ impl Clock {
     /// Microsecond tick of the present, rounded down.
     pub fn tick_floor(&self, t: Instant) -> u64 {
         let d = t.saturating_duration_since(self.base);
-        micros(d.as_secs(), d.subsec_nanos() / 1000)
+        micros(d.as_secs(), d.subsec_micros())
     }
 
     /// The instant of a tick (saturating far in the future).
