@@ -3,7 +3,8 @@
 //! thread; `floor-mt` is async-task on two threads with crossbeam-deque queues (a local deque
 //! per worker, an injector, stealing) and a mutex-and-condvar parker. No budget, no timers, no
 //! I/O, no counters, no shutdown beyond stopping the threads: they run only the scheduling
-//! workloads (and idle_memory).
+//! workloads. Not idle_memory: async-task frees a pending task that nothing can wake, and the
+//! floor keeps no registry of its tasks, so it would measure nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;

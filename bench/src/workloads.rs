@@ -56,7 +56,6 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
             | "yield_many"
             | "ping_pong"
             | "chained_spawn"
-            | "idle_memory"
     );
     if e.scheduling_only() && !scheduling {
         return None;

@@ -2,8 +2,8 @@
 //!
 //! A task that waits on a future that never completes is referenced only by wakers that nobody
 //! calls; without this registry it could never be cancelled, and its future would never be
-//! dropped. Each live task has one entry (a waker, 16 bytes) in one of a few sharded slabs; the
-//! entry goes when the task's future is dropped.
+//! dropped. Each live task has one entry (its waker and its metadata pointer, 24 bytes) in one of
+//! a few sharded slabs (at most 64); the entry goes when the task's future is dropped.
 //!
 //! # Ground rules
 //!

@@ -76,7 +76,7 @@ pub struct TaskSnapshot {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct TaskDump {
-    /// The live tasks, by ascending id (spawn order).
+    /// The live tasks, by ascending id (spawn order on each spawning thread).
     pub tasks: Vec<TaskSnapshot>,
 }
 

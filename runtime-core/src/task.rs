@@ -21,14 +21,36 @@ use crate::shared::Shared;
 /// the task's future once; core does that, a scheduler only queues it.
 pub type Runnable = async_task::Runnable<TaskMeta>;
 
+/// How many ids a thread takes from the process-wide counter at a time (see [`TaskId::next`]).
+const ID_BLOCK: u64 = 1024;
+
 /// A task's identifier, unique within the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 
 impl TaskId {
+    /// A fresh id. Each thread takes ids from a block of its own ([`ID_BLOCK`] at a time from
+    /// the process-wide counter), so a spawn does not write a counter that every spawning
+    /// thread shares: ids are unique and increase on each thread, and only roughly follow
+    /// spawn order across threads.
     pub(crate) fn next() -> TaskId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        TaskId(NEXT.fetch_add(1, Ordering::Relaxed))
+        thread_local! {
+            /// The next id of this thread's block, and the block's end.
+            static BLOCK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+        }
+        BLOCK
+            .try_with(|b| {
+                let (mut next, mut end) = b.get();
+                if next == end {
+                    next = NEXT.fetch_add(ID_BLOCK, Ordering::Relaxed);
+                    end = next + ID_BLOCK;
+                }
+                b.set((next + 1, end));
+                TaskId(next)
+            })
+            // A spawn while the thread's locals are being destroyed: one id of its own.
+            .unwrap_or_else(|_| TaskId(NEXT.fetch_add(1, Ordering::Relaxed)))
     }
 
     pub(crate) fn from_u64(id: u64) -> TaskId {
