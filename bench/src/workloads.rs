@@ -51,11 +51,7 @@ pub(crate) fn fresh_runtime_per_sample(workload: &str) -> bool {
 pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
     let scheduling = matches!(
         workload,
-        "spawn_many_local"
-            | "spawn_many_remote"
-            | "yield_many"
-            | "ping_pong"
-            | "chained_spawn"
+        "spawn_many_local" | "spawn_many_remote" | "yield_many" | "ping_pong" | "chained_spawn"
     );
     if e.scheduling_only() && !scheduling {
         return None;
