@@ -114,12 +114,15 @@ impl Active {
     ) -> R {
         let home = id.as_u64() as usize & self.mask;
         let mut shard = home;
-        let mut slab = lock(&self.shards[shard]);
-        if closed.load(Ordering::SeqCst) {
-            drop(slab);
-            return make(None).0;
-        }
-        while slab.vacant_key() > self.max_index {
+        let mut slab = loop {
+            let slab = lock(&self.shards[shard]);
+            if closed.load(Ordering::SeqCst) {
+                drop(slab);
+                return make(None).0;
+            }
+            if slab.vacant_key() <= self.max_index {
+                break slab;
+            }
             drop(slab);
             shard = (shard + 1) & self.mask;
             assert!(
@@ -128,12 +131,7 @@ impl Active {
                  (finish or drop some before spawning more)",
                 self.shards.len() * (self.max_index + 1)
             );
-            slab = lock(&self.shards[shard]);
-            if closed.load(Ordering::SeqCst) {
-                drop(slab);
-                return make(None).0;
-            }
-        }
+        };
         let key = ActiveKey::new(shard, slab.vacant_key());
         let (out, entry) = make(Some(key));
         if let Some(entry) = entry {

@@ -75,7 +75,6 @@ impl TimerHint {
         d.as_secs()
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::from(d.subsec_nanos()))
-            .min(u64::MAX - 1)
     }
 
     /// Publishes the earliest deadline (`None`: no timer).

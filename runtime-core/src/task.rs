@@ -311,10 +311,6 @@ impl TaskMeta {
         self.flags.fetch_or(ABORTED, Ordering::Release);
     }
 
-    fn is_aborted(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & ABORTED != 0
-    }
-
     /// Marks the task ended (under its registry shard's lock: see [`ENDED`]).
     pub(crate) fn set_ended(&self) {
         self.flags.fetch_or(ENDED, Ordering::Release);
@@ -804,10 +800,12 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // `drop_future`), and `meta` is not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let id = this.meta.id;
-        if this.meta.has(FUTURE_GONE) {
+        // One load for both flags (acquire, for `ABORTED`: see `set_aborted`).
+        let flags = this.meta.flags.load(Ordering::Acquire);
+        if flags & FUTURE_GONE != 0 {
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
-        if this.meta.is_aborted() {
+        if flags & ABORTED != 0 {
             this.drop_future(false);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }

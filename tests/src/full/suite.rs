@@ -489,6 +489,47 @@ pub fn shutdown_background_returns(make: Make) {
     });
 }
 
+/// A task's future whose destructor panics, dropped by `abort` and by shutdown: each
+/// destructor runs exactly once, the panic costs only its own task, and the runtime goes on.
+pub fn panicking_future_destructors_are_contained(make: Make) {
+    struct Bomb(Arc<AtomicUsize>);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            panic!("a task's future panics in its destructor");
+        }
+    }
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let rt = rt(make, workers);
+            let (aborted, left) = (Bomb(drops.clone()), Bomb(drops.clone()));
+            rt.block_on(async move {
+                let waiting = facade::spawn(async move {
+                    let _bomb = aborted;
+                    std::future::pending::<()>().await
+                });
+                facade::yield_now().await;
+                waiting.abort();
+                assert!(waiting.await.unwrap_err().is_cancelled());
+                assert_eq!(facade::spawn(async { 1 }).await.unwrap(), 1);
+            });
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "workers: {workers}");
+            drop(rt.spawn(async move {
+                let _bomb = left;
+                std::future::pending::<()>().await
+            }));
+            assert_eq!(
+                rt.block_on(async { facade::spawn(async { 2 }).await })
+                    .unwrap(),
+                2
+            );
+            drop(rt);
+            assert_eq!(drops.load(Ordering::SeqCst), 2, "workers: {workers}");
+        }
+    });
+}
+
 /// Dropping a runtime while a panic unwinds neither hangs nor aborts.
 pub fn drop_while_panicking(make: Make) {
     within(LIMIT, move || {
