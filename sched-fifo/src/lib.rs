@@ -14,7 +14,8 @@
 //! or yielding there) is kept aside and enters the queue at that worker's next batch (at most
 //! `MAX_BATCH` picks later, in the order it was scheduled), behind everything queued by then,
 //! so a yielding loop cannot starve the others; a task scheduled from outside the workers
-//! enters the queue at once.
+//! enters the queue at once. When [`MAX_PENDING`] tasks are kept aside, they enter the queue
+//! at once, in order, with the next one.
 //!
 //! The bound is what FIFO promises: a runnable task waits for at most the tasks queued before
 //! it plus one batch per other worker, whatever the load. A worker with nothing to do takes
@@ -52,11 +53,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod pending;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
+use pending::Pending;
 use runtime_core::{
     MetricsVisitor, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
     lock_unpoisoned as lock,
@@ -64,6 +68,10 @@ use runtime_core::{
 
 /// The most tasks a worker takes from the shared queue at once.
 pub const MAX_BATCH: usize = 16;
+
+/// The most tasks a worker keeps aside (scheduled on it, to enter the shared queue at its next
+/// batch); with one more, they all enter the queue at once, in order.
+pub const MAX_PENDING: usize = pending::CAPACITY;
 
 /// One shared first-in, first-out queue. See the [crate docs](crate) for the ordering guarantee.
 #[derive(Debug)]
@@ -79,10 +87,19 @@ pub struct Fifo {
     workers: Box<[WorkerShared]>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct WorkerShared {
     batch: OnceLock<Stealer<Runnable>>,
-    yielded: OnceLock<Stealer<Runnable>>,
+    pending: OnceLock<Arc<Pending>>,
+}
+
+impl std::fmt::Debug for WorkerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerShared")
+            .field("batch", &self.batch.get().map(Stealer::len))
+            .field("pending", &self.pending.get().map(|p| p.len()))
+            .finish()
+    }
 }
 
 /// A worker's state.
@@ -95,7 +112,32 @@ pub struct Local {
     batch: Worker<Runnable>,
     /// Tasks scheduled on this worker (woken, spawned or yielding here), to enter the shared
     /// queue at the next batch.
-    yielded: Worker<Runnable>,
+    pending: Owned,
+}
+
+/// A worker's own end of its [`Pending`] ring: only the worker holding its `Local` pushes and
+/// takes all (the ring's single owner), which `&mut Local` and `!Sync` ensure.
+struct Owned(Arc<Pending>, std::marker::PhantomData<std::cell::Cell<()>>);
+
+impl Owned {
+    fn push(&self, task: Runnable) -> Result<(), Runnable> {
+        // SAFETY: `Owned` is the ring's one owner (made once per worker, not `Clone`, not
+        // `Sync`).
+        unsafe { self.0.push(task) }
+    }
+
+    fn take_all(&self, out: impl FnMut(Runnable)) {
+        // SAFETY: as in `push`.
+        unsafe { self.0.take_all(out) }
+    }
+}
+
+impl std::fmt::Debug for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("len", &self.0.len())
+            .finish()
+    }
 }
 
 impl Fifo {
@@ -115,6 +157,13 @@ impl Fifo {
         self.len.store(q.len(), Ordering::Release);
     }
 
+    /// Locks the shared queue and moves this worker's pending tasks to its back.
+    fn lock_with_pending(&self, l: &Local) -> MutexGuard<'_, VecDeque<Runnable>> {
+        let mut q = lock(&self.queue);
+        l.pending.take_all(|t| q.push_back(t));
+        q
+    }
+
     /// Moves everything in the shared inbox to the back of the worker's deque.
     #[inline]
     fn take_inbox(&self, local: &mut VecDeque<Runnable>) {
@@ -129,13 +178,10 @@ impl Fifo {
     /// Several workers: puts this worker's yielded tasks at the back of the shared queue and
     /// takes a batch from its front; returns the first task of the batch.
     fn refill(&self, l: &Local) -> Option<Runnable> {
-        if l.yielded.is_empty() && self.len.load(Ordering::Acquire) == 0 {
+        if l.pending.0.is_empty() && self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut q = lock(&self.queue);
-        while let Some(t) = l.yielded.pop() {
-            q.push_back(t);
-        }
+        let mut q = self.lock_with_pending(l);
         let share = q.len().div_ceil(self.workers.len().max(1)).min(MAX_BATCH);
         let first = q.pop_front();
         for _ in 1..share {
@@ -148,12 +194,13 @@ impl Fifo {
         first
     }
 
-    /// Takes what another worker has taken but not started (an idle worker: nothing queued).
+    /// Takes what another worker has taken but not started (an idle worker: nothing queued):
+    /// its batch, then its pending tasks, oldest first.
     fn steal(&self, l: &Local) -> Option<Runnable> {
         let n = self.workers.len();
         for k in 1..n {
             let w = &self.workers[(l.index + k) % n];
-            for s in [w.batch.get(), w.yielded.get()].into_iter().flatten() {
+            if let Some(s) = w.batch.get() {
                 loop {
                     match s.steal_batch_and_pop(&l.batch) {
                         Steal::Success(t) => return Some(t),
@@ -161,6 +208,9 @@ impl Fifo {
                         Steal::Retry => std::hint::spin_loop(),
                     }
                 }
+            }
+            if let Some(t) = w.pending.get().and_then(|p| p.steal(|t| l.batch.push(t))) {
+                return Some(t);
             }
         }
         None
@@ -188,10 +238,10 @@ impl Scheduler for Fifo {
     }
 
     fn new_local(&self, worker: usize) -> Local {
-        let (batch, yielded) = (Worker::new_fifo(), Worker::new_fifo());
+        let (batch, pending) = (Worker::new_fifo(), Arc::new(Pending::new()));
         let shared = &self.workers[worker];
         if shared.batch.set(batch.stealer()).is_err()
-            || shared.yielded.set(yielded.stealer()).is_err()
+            || shared.pending.set(pending.clone()).is_err()
         {
             panic!("core creates worker {worker}'s state once");
         }
@@ -199,7 +249,7 @@ impl Scheduler for Fifo {
             index: worker,
             deque: VecDeque::new(),
             batch,
-            yielded,
+            pending: Owned(pending, std::marker::PhantomData),
         }
     }
 
@@ -215,7 +265,12 @@ impl Scheduler for Fifo {
             Some(l) => {
                 // Kept aside: it enters the queue at this worker's next batch (one lock for
                 // all of them), and an idle worker woken for it takes it from here.
-                l.yielded.push(task);
+                if let Err(task) = l.pending.push(task) {
+                    // Full: everything kept aside enters the queue now, in order.
+                    let mut q = self.lock_with_pending(l);
+                    q.push_back(task);
+                    self.len.store(q.len(), Ordering::Release);
+                }
                 // A yield wakes nobody: this worker is awake and comes back to it.
                 if info.reason == ScheduleReason::Yield {
                     Notify::None
@@ -252,9 +307,7 @@ impl Scheduler for Fifo {
         };
         let mut queued: usize = pick
             .iter()
-            .flat_map(|w| [w.batch.get(), w.yielded.get()])
-            .flatten()
-            .map(Stealer::len)
+            .map(|w| w.batch.get().map_or(0, Stealer::len) + w.pending.get().map_or(0, |p| p.len()))
             .sum();
         if worker.is_none() {
             queued += self.len.load(Ordering::Acquire);
@@ -263,16 +316,14 @@ impl Scheduler for Fifo {
     }
 
     fn drain(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
-        l.deque
-            .pop_front()
-            .or_else(|| l.batch.pop())
-            .or_else(|| l.yielded.pop())
-            .or_else(|| {
-                let mut q = lock(&self.queue);
-                let t = q.pop_front();
-                self.len.store(q.len(), Ordering::Release);
-                t
-            })
+        let Local { deque, pending, .. } = l;
+        pending.take_all(|t| deque.push_back(t));
+        l.batch.pop().or_else(|| l.deque.pop_front()).or_else(|| {
+            let mut q = lock(&self.queue);
+            let t = q.pop_front();
+            self.len.store(q.len(), Ordering::Release);
+            t
+        })
     }
 }
 
@@ -310,6 +361,43 @@ mod tests {
         f.schedule(tasks.next().unwrap(), on_worker, Some(&mut local));
         f.schedule(tasks.next().unwrap(), foreign, None);
         let out: Vec<_> = std::iter::from_fn(|| f.next(0, &mut local))
+            .map(|t| t.metadata().id())
+            .collect();
+        assert_eq!(out, ids);
+    }
+
+    /// Several workers: an idle worker takes the oldest of another's pending tasks; a worker
+    /// with more than `MAX_PENDING` pending tasks puts them all in the queue, in order.
+    #[test]
+    fn pending_tasks_are_stolen_oldest_first_and_overflow_in_order() {
+        let mut f = Fifo::new();
+        f.init(2);
+        let (mut w0, mut w1) = (f.new_local(0), f.new_local(1));
+        let on_w0 = ScheduleInfo::new(ScheduleReason::Wake, Some(0));
+        let (tasks, _handles): (Vec<_>, Vec<_>) = (0..3).map(|_| task()).unzip();
+        let ids: Vec<_> = tasks.iter().map(|t| t.metadata().id()).collect();
+        for t in tasks {
+            assert_eq!(f.schedule(t, on_w0, Some(&mut w0)), Notify::Any);
+        }
+        // Worker 1 has nothing queued: it takes half of worker 0's pending tasks, oldest first.
+        // (One steal takes two of the three: the second comes from worker 1's own batch.)
+        let next = |w: usize, l: &mut Local| f.next(w, l).map(|t| t.metadata().id());
+        assert_eq!(
+            [next(1, &mut w1), next(1, &mut w1)],
+            [Some(ids[0]), Some(ids[1])]
+        );
+        assert_eq!(next(0, &mut w0), Some(ids[2]));
+        assert_eq!(next(0, &mut w0), None);
+
+        let n = MAX_PENDING + 50;
+        let (tasks, _handles): (Vec<_>, Vec<_>) = (0..n).map(|_| task()).unzip();
+        let ids: Vec<_> = tasks.iter().map(|t| t.metadata().id()).collect();
+        for t in tasks {
+            f.schedule(t, on_w0, Some(&mut w0));
+        }
+        // The first `MAX_PENDING + 1` entered the queue together; the rest follow them.
+        assert_eq!(f.len.load(Ordering::Acquire), MAX_PENDING + 1);
+        let out: Vec<_> = std::iter::from_fn(|| f.next(0, &mut w0))
             .map(|t| t.metadata().id())
             .collect();
         assert_eq!(out, ids);
