@@ -45,10 +45,11 @@ pub(crate) struct Service {
 impl Service {
     pub(crate) fn new(hint: Option<Arc<TimerHint>>) -> Service {
         Service {
+            // No driver, no clock to read: the slow path runs by count only.
+            every: if hint.is_some() { 1 } else { MAX_EVERY },
             hint,
             ticks: 0,
             since_read: 0,
-            every: 1,
             last_read: None,
             last_service: None,
         }
@@ -65,18 +66,28 @@ impl Service {
 
     /// After a poll: services the driver if it is time; whether it did. `now` is the end of
     /// the poll if the caller read the clock anyway.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn after_poll(&mut self, parking: &Parking, now: Option<Instant>) -> bool {
+        // The common case in the caller's registers: two counters, no clock, no call.
         self.ticks += 1;
+        self.since_read += 1;
+        if self.ticks < DRIVER_INTERVAL && self.since_read < self.every && now.is_none() {
+            return false;
+        }
+        self.after_poll_slow(parking, now)
+    }
+
+    #[inline(never)]
+    fn after_poll_slow(&mut self, parking: &Parking, now: Option<Instant>) -> bool {
         if self.ticks >= DRIVER_INTERVAL {
             self.ticks = 0;
             parking.poll_driver();
             return true;
         }
         let Some(hint) = &self.hint else {
+            self.since_read = 0;
             return false; // no driver: nothing to service
         };
-        self.since_read += 1;
         let now = match now {
             Some(now) => now,
             None if self.since_read >= self.every => Instant::now(),

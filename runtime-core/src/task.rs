@@ -288,6 +288,7 @@ impl TaskMeta {
         }
     }
 
+    #[inline]
     fn has(&self, flag: u8) -> bool {
         self.flags.load(Ordering::Relaxed) & flag != 0
     }
@@ -298,11 +299,13 @@ impl TaskMeta {
     }
 
     /// Whether the task is a `!Send` task kept beside the policy.
+    #[inline]
     pub(crate) fn is_local(&self) -> bool {
         self.has(LOCAL)
     }
 
     /// The task's runtime and registry entry, for a task that has both.
+    #[inline]
     pub(crate) fn owner(&self) -> Option<(&Arc<Shared>, ActiveKey)> {
         Some((self.shared.as_ref()?, self.key?))
     }
@@ -312,10 +315,12 @@ impl TaskMeta {
     }
 
     /// Marks the task ended (under its registry shard's lock: see [`ENDED`]).
+    #[inline]
     pub(crate) fn set_ended(&self) {
         self.flags.fetch_or(ENDED, Ordering::Release);
     }
 
+    #[inline]
     pub(crate) fn is_ended(&self) -> bool {
         self.flags.load(Ordering::Acquire) & ENDED != 0
     }
@@ -374,6 +379,7 @@ impl TaskMeta {
     }
 
     /// The task's identifier.
+    #[inline]
     pub fn id(&self) -> TaskId {
         self.id
     }
@@ -384,6 +390,7 @@ impl TaskMeta {
     }
 
     /// The task's current priority.
+    #[inline]
     pub fn priority(&self) -> Priority {
         Priority(self.priority.load(Ordering::Relaxed))
     }
