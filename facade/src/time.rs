@@ -67,6 +67,7 @@ pub fn sleep(duration: Duration) -> Sleep {
         deadline,
         timers,
         entry: None,
+        tick: 0,
     }
 }
 
@@ -77,6 +78,7 @@ pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
         deadline,
         timers,
         entry: None,
+        tick: 0,
     }
 }
 
@@ -92,6 +94,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         deadline,
         timers: timers(),
         entry: None,
+        tick: 0,
     }
 }
 
@@ -100,6 +103,8 @@ pub struct Sleep {
     deadline: Instant,
     timers: Arc<Timers>,
     entry: Option<Key>,
+    /// The deadline's tick, which `entry` is registered for.
+    tick: u64,
 }
 
 impl fmt::Debug for Sleep {
@@ -123,8 +128,14 @@ impl Sleep {
 
     /// Moves the deadline (the timer's slot is reused).
     pub fn reset(&mut self, deadline: Instant) {
-        self.timers.cancel(&mut self.entry);
+        self.cancel();
         self.deadline = deadline;
+    }
+
+    /// Cancels the timer if it is registered and has not fired.
+    #[inline]
+    fn cancel(&mut self) {
+        self.timers.cancel_at(&mut self.entry, self.tick);
     }
 }
 
@@ -134,22 +145,27 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         ready!(runtime_core::coop::poll_proceed(cx));
         let this = &mut *self;
+        // Registered and fired (the usual way here): done, with no clock read and no lock.
+        if this.entry.is_some() && this.timers.has_fired(this.tick) {
+            this.entry = None;
+            return Poll::Ready(());
+        }
         if this.timers.clock.now() >= this.deadline {
-            this.timers.cancel(&mut this.entry);
+            this.cancel();
             return Poll::Ready(());
         }
         if this.timers.is_closed() {
             panic!("the runtime that drives this timer has shut down");
         }
-        let tick = this.timers.clock.tick_ceil(this.deadline);
-        this.timers.register(&mut this.entry, tick, cx.waker());
+        this.tick = this.timers.clock.tick_ceil(this.deadline);
+        this.timers.register(&mut this.entry, this.tick, cx.waker());
         Poll::Pending
     }
 }
 
 impl Drop for Sleep {
     fn drop(&mut self) {
-        self.timers.cancel(&mut self.entry);
+        self.cancel();
     }
 }
 

@@ -49,6 +49,11 @@ pub struct Timers {
     /// Whether the wheel may hold timers (written under its lock, only when it changes; a stale
     /// `true` costs a lock): a busy worker's driver poll skips the lock when it holds none.
     armed: AtomicBool,
+    /// The wheel's elapsed tick after its last poll: every timer in the wheel with a deadline
+    /// at or before it has fired (none is inserted at or before it: see
+    /// [`register`](Self::register)). Written under the wheel's lock; read without it by
+    /// [`cancel_at`](Self::cancel_at).
+    fired_through: AtomicU64,
 }
 
 impl std::fmt::Debug for Timers {
@@ -81,6 +86,7 @@ impl Timers {
             unpark,
             closed: AtomicBool::new(false),
             armed: AtomicBool::new(false),
+            fired_through: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +110,12 @@ impl Timers {
         {
             let mut wheel = self.wheel();
             wheel.poll(now, |w| wakers.push(w));
+            // Every timer at or before `now` has fired (`now` rather than the wheel's time,
+            // which shutdown moved to the end of time without the clock).
+            let through = now.min(wheel.elapsed());
+            if through > self.fired_through.load(Ordering::Relaxed) {
+                self.fired_through.store(through, Ordering::Release);
+            }
             self.publish_hint(wheel.next_deadline());
             if wheel.is_empty() {
                 self.armed.store(false, Ordering::Release);
@@ -149,6 +161,11 @@ impl Timers {
 
     /// Registers (or refreshes) a timer's waker for `tick`; `entry` holds the timer's key
     /// between calls. Wakes the driver if it sleeps past `tick`.
+    ///
+    /// A `tick` the wheel has already passed (another worker's driver poll read a later clock
+    /// than the caller) is due: the waker is woken at once and nothing is registered, so that
+    /// every timer in the wheel fires by the time its tick is passed (what
+    /// [`cancel_at`](Self::cancel_at) relies on).
     pub fn register(&self, entry: &mut Option<Key>, tick: u64, waker: &Waker) {
         let mut wheel = self.wheel();
         if let Some(key) = *entry {
@@ -159,6 +176,12 @@ impl Timers {
                 }
                 return;
             }
+        }
+        if tick <= wheel.elapsed() {
+            drop(wheel);
+            *entry = None;
+            waker.wake_by_ref();
+            return;
         }
         *entry = Some(wheel.insert(tick, waker.clone()));
         if !self.armed.load(Ordering::Relaxed) {
@@ -186,6 +209,23 @@ impl Timers {
         if let Some(key) = entry.take() {
             self.wheel().remove(key);
         }
+    }
+
+    /// Whether the timer registered for `tick` has fired: the driver has fired every timer
+    /// through `tick` (so the clock has passed it too). No lock, no clock read.
+    #[inline]
+    pub fn has_fired(&self, tick: u64) -> bool {
+        self.fired_through.load(Ordering::Acquire) >= tick
+    }
+
+    /// Cancels the timer in `entry`, registered for `tick`, if it has not fired; without the
+    /// lock when it has.
+    #[inline]
+    pub fn cancel_at(&self, entry: &mut Option<Key>, tick: u64) {
+        if entry.is_some() && self.has_fired(tick) {
+            *entry = None;
+        }
+        self.cancel(entry);
     }
 
     /// Number of timers registered (for tests).

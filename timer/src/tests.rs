@@ -186,3 +186,82 @@ fn a_stale_key_never_reaches_a_newer_entry() {
     assert_eq!(wheel.len(), 2);
     assert_eq!(wheel.remove(newer), Some("newer"));
 }
+
+mod driver {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+    use std::time::Duration;
+
+    use crate::Timers;
+
+    struct NoUnpark;
+    impl runtime_core::Unpark for NoUnpark {
+        fn unpark(&self) {}
+    }
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn setup() -> (Timers, Arc<Count>, Waker) {
+        let timers = Timers::new(true, Arc::new(NoUnpark));
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        (timers, count, waker)
+    }
+
+    /// A timer counts as fired once the driver has fired through its tick, and not before; a
+    /// fired timer is cancelled without touching the wheel, a pending one is removed.
+    #[test]
+    fn has_fired_follows_the_driver_and_cancel_at_removes_only_pending_timers() {
+        let (timers, count, waker) = setup();
+        let (mut a, mut b) = (None, None);
+        timers.register(&mut a, 100, &waker);
+        timers.register(&mut b, 300, &waker);
+        assert_eq!(timers.len(), 2);
+        assert!(!timers.has_fired(100));
+        timers.clock.advance(Duration::from_micros(200));
+        assert_eq!(timers.fire_due(), 1);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(timers.has_fired(100) && !timers.has_fired(300));
+        timers.cancel_at(&mut a, 100);
+        timers.cancel_at(&mut b, 300);
+        assert!(a.is_none() && b.is_none());
+        assert!(timers.is_empty(), "the pending timer was removed");
+        timers.clock.advance(Duration::from_micros(200));
+        timers.fire_due();
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "a cancelled timer never fires"
+        );
+    }
+
+    /// A registration for a tick the driver has already passed wakes at once and leaves
+    /// nothing in the wheel (so every timer in the wheel fires by the time its tick passes).
+    #[test]
+    fn a_tick_already_passed_wakes_at_once() {
+        let (timers, count, waker) = setup();
+        let mut keep = None;
+        timers.register(&mut keep, 1_000, &waker);
+        timers.clock.advance(Duration::from_micros(500));
+        timers.fire_due();
+        let mut late = None;
+        timers.register(&mut late, 400, &waker);
+        assert!(late.is_none());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            timers.len(),
+            1,
+            "only the timer still ahead is in the wheel"
+        );
+    }
+}
