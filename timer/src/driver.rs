@@ -180,7 +180,8 @@ impl Timers {
         if tick <= wheel.elapsed() {
             drop(wheel);
             *entry = None;
-            waker.wake_by_ref();
+            // Contained as when the wheel fires it: a panicking waker must not fail the poll.
+            runtime_core::fault::wake_contained(waker.clone(), "the waker of a timer");
             return;
         }
         *entry = Some(wheel.insert(tick, waker.clone()));

@@ -264,4 +264,25 @@ mod driver {
             "only the timer still ahead is in the wheel"
         );
     }
+
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("injected: a waker that panics");
+        }
+    }
+
+    /// The waker of a tick already passed is woken as the wheel wakes its timers: a panic in
+    /// it is contained (reported), not thrown into the registering task's poll.
+    #[test]
+    fn a_panicking_waker_of_a_passed_tick_is_contained() {
+        let (timers, _count, waker) = setup();
+        let mut keep = None;
+        timers.register(&mut keep, 1_000, &waker);
+        timers.clock.advance(Duration::from_micros(500));
+        timers.fire_due();
+        let mut late = None;
+        timers.register(&mut late, 400, &Waker::from(Arc::new(Panics)));
+        assert!(late.is_none());
+    }
 }
