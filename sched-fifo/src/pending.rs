@@ -259,7 +259,7 @@ mod loom_tests {
     use runtime_core::{TaskId, TaskMeta, async_task};
 
     /// The owner pushes two (a full ring), takes all and pushes a third into a reused slot while
-    /// a thief steals. Each taker records the ids it got and forgets the tasks (so a double take
+    /// a thief steals twice. Each taker records the ids it got and forgets the tasks (so a double take
     /// is counted, not freed twice): every task comes out exactly once, and each taker sees its
     /// tasks in push order.
     fn model<const CAS: bool>() {
@@ -282,12 +282,15 @@ mod loom_tests {
             let thief = {
                 let ring = ring.clone();
                 loom::thread::spawn(move || {
+                    // Two steals: the second may meet a slot the owner reused.
                     let mut got = Vec::new();
-                    let mut rest = Vec::new();
-                    if let Some(t) = ring.steal_checked::<CAS>(|t| record(&mut rest, t)) {
-                        record(&mut got, t);
+                    for _ in 0..2 {
+                        let mut rest = Vec::new();
+                        if let Some(t) = ring.steal_checked::<CAS>(|t| record(&mut rest, t)) {
+                            record(&mut got, t);
+                        }
+                        got.extend(rest);
                     }
-                    got.extend(rest);
                     got
                 })
             };
