@@ -245,18 +245,27 @@ mod driver {
         );
     }
 
+    /// Keeps a timer at tick 1,000, has the driver fire through tick 500, then registers
+    /// `late`'s waker for tick 400; returns the key the registration left.
+    fn register_behind_the_driver(
+        timers: &Timers,
+        keep: &Waker,
+        late: &Waker,
+    ) -> Option<crate::Key> {
+        let (mut ahead, mut behind) = (None, None);
+        timers.register(&mut ahead, 1_000, keep);
+        timers.clock.advance(Duration::from_micros(500));
+        timers.fire_due();
+        timers.register(&mut behind, 400, late);
+        behind
+    }
+
     /// A registration for a tick the driver has already passed wakes at once and leaves
     /// nothing in the wheel (so every timer in the wheel fires by the time its tick passes).
     #[test]
     fn a_tick_already_passed_wakes_at_once() {
         let (timers, count, waker) = setup();
-        let mut keep = None;
-        timers.register(&mut keep, 1_000, &waker);
-        timers.clock.advance(Duration::from_micros(500));
-        timers.fire_due();
-        let mut late = None;
-        timers.register(&mut late, 400, &waker);
-        assert!(late.is_none());
+        assert!(register_behind_the_driver(&timers, &waker, &waker).is_none());
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(
             timers.len(),
@@ -277,12 +286,7 @@ mod driver {
     #[test]
     fn a_panicking_waker_of_a_passed_tick_is_contained() {
         let (timers, _count, waker) = setup();
-        let mut keep = None;
-        timers.register(&mut keep, 1_000, &waker);
-        timers.clock.advance(Duration::from_micros(500));
-        timers.fire_due();
-        let mut late = None;
-        timers.register(&mut late, 400, &Waker::from(Arc::new(Panics)));
-        assert!(late.is_none());
+        let panics = Waker::from(Arc::new(Panics));
+        assert!(register_behind_the_driver(&timers, &waker, &panics).is_none());
     }
 }
