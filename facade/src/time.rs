@@ -103,7 +103,8 @@ pub struct Sleep {
     deadline: Instant,
     timers: Arc<Timers>,
     entry: Option<Key>,
-    /// The deadline's tick, which `entry` is registered for.
+    /// The deadline's tick, which `entry` is registered for (kept rather than recomputed
+    /// from `deadline`: every drop reads it).
     tick: u64,
 }
 

@@ -19,7 +19,7 @@
 //!
 //! The bound is what FIFO promises: a runnable task waits for at most the tasks queued before
 //! it plus one batch per other worker, whatever the load. A worker with nothing to do takes
-//! the tasks another worker has taken but not started (its batch and its yielded tasks, oldest
+//! the tasks another worker has taken but not started (its batch and its pending tasks, oldest
 //! first), so no task waits behind a worker stuck in a long poll.
 //!
 //! # One worker
@@ -83,23 +83,14 @@ pub struct Fifo {
     /// Whether the runtime has a single worker (then it keeps a private deque, see the crate
     /// docs).
     single: bool,
-    /// What the other workers can take of each worker's batch and yielded tasks.
+    /// What the other workers can take of each worker's batch and pending tasks.
     workers: Box<[WorkerShared]>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct WorkerShared {
     batch: OnceLock<Stealer<Runnable>>,
     pending: OnceLock<Arc<Pending>>,
-}
-
-impl std::fmt::Debug for WorkerShared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerShared")
-            .field("batch", &self.batch.get().map(Stealer::len))
-            .field("pending", &self.pending.get().map(|p| p.len()))
-            .finish()
-    }
 }
 
 /// A worker's state.
@@ -117,9 +108,14 @@ pub struct Local {
 
 /// A worker's own end of its [`Pending`] ring: only the worker holding its `Local` pushes and
 /// takes all (the ring's single owner), which `&mut Local` and `!Sync` ensure.
+#[derive(Debug)]
 struct Owned(Arc<Pending>, std::marker::PhantomData<std::cell::Cell<()>>);
 
 impl Owned {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn push(&self, task: Runnable) -> Result<(), Runnable> {
         // SAFETY: `Owned` is the ring's one owner (made once per worker, not `Clone`, not
         // `Sync`).
@@ -129,14 +125,6 @@ impl Owned {
     fn take_all(&self, out: impl FnMut(Runnable)) {
         // SAFETY: as in `push`.
         unsafe { self.0.take_all(out) }
-    }
-}
-
-impl std::fmt::Debug for Owned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending")
-            .field("len", &self.0.len())
-            .finish()
     }
 }
 
@@ -151,16 +139,21 @@ impl Fifo {
         }
     }
 
-    fn push_shared(&self, task: Runnable) {
-        let mut q = lock(&self.queue);
+    /// Pushes `task` at the back of the shared queue, behind the pending tasks of `l`'s worker
+    /// if given (which move there first, in order).
+    fn push_shared(&self, task: Runnable, l: Option<&Local>) {
+        let mut q = self.lock_with_pending(l);
         q.push_back(task);
         self.len.store(q.len(), Ordering::Release);
     }
 
-    /// Locks the shared queue and moves this worker's pending tasks to its back.
-    fn lock_with_pending(&self, l: &Local) -> MutexGuard<'_, VecDeque<Runnable>> {
+    /// Locks the shared queue and moves the pending tasks of `l`'s worker, if given, to its
+    /// back.
+    fn lock_with_pending(&self, l: Option<&Local>) -> MutexGuard<'_, VecDeque<Runnable>> {
         let mut q = lock(&self.queue);
-        l.pending.take_all(|t| q.push_back(t));
+        if let Some(l) = l {
+            l.pending.take_all(|t| q.push_back(t));
+        }
         q
     }
 
@@ -175,13 +168,13 @@ impl Fifo {
         self.len.store(0, Ordering::Release);
     }
 
-    /// Several workers: puts this worker's yielded tasks at the back of the shared queue and
+    /// Several workers: puts this worker's pending tasks at the back of the shared queue and
     /// takes a batch from its front; returns the first task of the batch.
     fn refill(&self, l: &Local) -> Option<Runnable> {
-        if l.pending.0.is_empty() && self.len.load(Ordering::Acquire) == 0 {
+        if l.pending.is_empty() && self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let mut q = self.lock_with_pending(l);
+        let mut q = self.lock_with_pending(Some(l));
         let share = q.len().div_ceil(self.workers.len().max(1)).min(MAX_BATCH);
         let first = q.pop_front();
         for _ in 1..share {
@@ -267,9 +260,7 @@ impl Scheduler for Fifo {
                 // all of them), and an idle worker woken for it takes it from here.
                 if let Err(task) = l.pending.push(task) {
                     // Full: everything kept aside enters the queue now, in order.
-                    let mut q = self.lock_with_pending(l);
-                    q.push_back(task);
-                    self.len.store(q.len(), Ordering::Release);
+                    self.push_shared(task, Some(l));
                 }
                 // A yield wakes nobody: this worker is awake and comes back to it.
                 if info.reason == ScheduleReason::Yield {
@@ -279,7 +270,7 @@ impl Scheduler for Fifo {
                 }
             }
             _ => {
-                self.push_shared(task);
+                self.push_shared(task, None);
                 Notify::Any
             }
         }
@@ -299,7 +290,7 @@ impl Scheduler for Fifo {
 
     fn metrics(&self, worker: Option<usize>, out: &mut dyn MetricsVisitor) {
         // Queue depth now (a gauge): the shared queue for the runtime as a whole, and the
-        // stealable batches and yielded tasks of the workers (the single-worker mode's private
+        // stealable batches and pending tasks of the workers (the single-worker mode's private
         // deque is not visible from other threads).
         let pick: &[WorkerShared] = match worker {
             Some(i) => self.workers.get(i..=i).unwrap_or(&[]),

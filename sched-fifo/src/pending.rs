@@ -44,6 +44,12 @@ pub(crate) struct Pending {
     slots: Box<[AtomicPtr<()>]>,
 }
 
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("len", &self.len()).finish()
+    }
+}
+
 impl Pending {
     pub(crate) fn new() -> Pending {
         Pending {
