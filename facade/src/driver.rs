@@ -103,4 +103,8 @@ impl Driver for RtDriver {
     fn timer_hint(&self) -> Option<Arc<runtime_core::TimerHint>> {
         Some(self.timers.hint.clone())
     }
+
+    fn io_hint(&self) -> Option<Arc<runtime_core::IoHint>> {
+        Some(self.poller.reactor().io_hint().clone())
+    }
 }

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use runtime_core::IoHint;
 use slab::Slab;
 
 use crate::readiness::Readiness;
@@ -75,6 +76,8 @@ pub struct Reactor {
     sources: Mutex<Slab<Arc<Source>>>,
     registrations: AtomicU32,
     closed: AtomicBool,
+    /// Whether `sources` is non-empty, for busy workers (set under the `sources` lock).
+    io_hint: Arc<IoHint>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -115,13 +118,26 @@ impl Reactor {
                 read_closed: AtomicBool::new(!sys::REPORTS_READ_CLOSED),
             });
             entry.insert(source.clone());
+            self.io_hint.set_watching(true);
             source
         };
         if let Err(e) = self.registry.register(fd, source.token) {
-            self.sources().remove(source.key);
+            self.remove(&source);
             return Err(e);
         }
         Ok(source)
+    }
+
+    /// Takes `source` out of the slab, unless its slot already holds another registration.
+    fn remove(&self, source: &Source) {
+        let mut sources = self.sources();
+        if sources
+            .get(source.key)
+            .is_some_and(|s| s.token == source.token)
+        {
+            sources.remove(source.key);
+        }
+        self.io_hint.set_watching(!sources.is_empty());
     }
 
     /// The source an event's token names, unless the token is stale: its slot has since been
@@ -135,13 +151,13 @@ impl Reactor {
     /// Stops watching a source (before its fd is closed).
     pub(crate) fn deregister(&self, source: &Source) {
         let _ = self.registry.deregister(source.fd);
-        let mut sources = self.sources();
-        if sources
-            .get(source.key)
-            .is_some_and(|s| s.token == source.token)
-        {
-            sources.remove(source.key);
-        }
+        self.remove(source);
+    }
+
+    /// Whether any source is registered, published for the runtime's busy workers: with none,
+    /// they do not poll for I/O between tasks (see `runtime_core::Driver::io_hint`).
+    pub fn io_hint(&self) -> &Arc<IoHint> {
+        &self.io_hint
     }
 
     /// Makes a concurrent or upcoming [`Poller::poll`] return.
@@ -200,6 +216,11 @@ impl Poller {
                 sources: Mutex::new(Slab::new()),
                 registrations: AtomicU32::new(0),
                 closed: AtomicBool::new(false),
+                io_hint: {
+                    let hint = Arc::new(IoHint::default());
+                    hint.set_watching(false);
+                    hint
+                },
             }),
             wakers: Vec::new(),
         })
@@ -258,5 +279,26 @@ mod tests {
         assert!(r.source_for(old_token).is_none(), "stale token ignored");
         assert!(r.source_for(new.token).is_some());
         r.deregister(&new);
+    }
+
+    #[test]
+    fn the_io_hint_says_whether_any_source_is_registered() {
+        let poller = Poller::new().unwrap();
+        let r = poller.reactor();
+        let hint = r.io_hint();
+        assert!(!hint.is_watching(), "no source yet");
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let sa = r.register(a.as_raw_fd()).unwrap();
+        assert!(hint.is_watching());
+        let sb = r.register(b.as_raw_fd()).unwrap();
+        r.deregister(&sa);
+        assert!(hint.is_watching(), "one source left");
+        r.deregister(&sa); // twice: still one left
+        assert!(hint.is_watching());
+        r.deregister(&sb);
+        assert!(!hint.is_watching());
+        // A registration the OS refuses leaves nothing behind.
+        assert!(r.register(-1).is_err());
+        assert!(!hint.is_watching());
     }
 }

@@ -147,7 +147,7 @@ pub use hooks::RuntimeHooks;
 pub use idle::MAX_WORKERS;
 pub use local::{LOCAL_BATCH, LocalTasks};
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
-pub use park::{Driver, TimerHint, Unpark};
+pub use park::{Driver, IoHint, TimerHint, Unpark};
 pub use policy::Ejection;
 pub use runtime::Runtime;
 pub use scheduler::{Hooks, MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};

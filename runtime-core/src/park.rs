@@ -40,6 +40,59 @@ pub trait Driver: Send + 'static {
     fn timer_hint(&self) -> Option<Arc<TimerHint>> {
         None
     }
+
+    /// Where the driver publishes whether it watches any I/O source. With none, nothing can
+    /// become ready, so a busy worker skips its periodic non-blocking poll (a system call every
+    /// few dozen polls) and services the driver only when a timer is due; for that the driver
+    /// must also publish a [`timer_hint`](Driver::timer_hint). `None` (the default): busy
+    /// workers always poll.
+    fn io_hint(&self) -> Option<Arc<IoHint>> {
+        None
+    }
+}
+
+/// Whether a driver watches any I/O source, published for busy workers (see
+/// [`Driver::io_hint`]). It starts as watching, so a driver that never updates it is polled
+/// as if it had sources.
+///
+/// ```
+/// let hint = runtime_core::IoHint::default();
+/// assert!(hint.is_watching());
+/// hint.set_watching(false); // the last source was deregistered
+/// assert!(!hint.is_watching());
+/// ```
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct IoHint {
+    /// Read by busy workers every few dozen polls: on a line of its own, written only when it
+    /// changes (not on every registration).
+    watching: std::sync::atomic::AtomicBool,
+}
+
+impl Default for IoHint {
+    fn default() -> Self {
+        IoHint {
+            watching: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl IoHint {
+    /// Publishes whether any I/O source is registered. A driver calls it where its count of
+    /// sources changes (under the lock that orders the changes, so the last word is the true
+    /// one); a worker that reads a stale value polls once too often or a few dozen polls late.
+    pub fn set_watching(&self, watching: bool) {
+        if self.watching.load(std::sync::atomic::Ordering::Relaxed) != watching {
+            self.watching
+                .store(watching, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Whether any I/O source is registered, as last published.
+    #[inline]
+    pub fn is_watching(&self) -> bool {
+        self.watching.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// The earliest timer deadline, published by a driver for busy workers: a worker that has the
@@ -148,6 +201,7 @@ struct SharedDriver {
 pub(crate) struct Parking {
     driver: Option<SharedDriver>,
     hint: Option<Arc<TimerHint>>,
+    io_hint: Option<Arc<IoHint>>,
     workers: Box<[WorkerParker]>,
 }
 
@@ -190,6 +244,7 @@ impl Parking {
     pub(crate) fn new(workers: usize, driver: Option<Box<dyn Driver>>) -> Parking {
         Parking {
             hint: driver.as_ref().and_then(|d| d.timer_hint()),
+            io_hint: driver.as_ref().and_then(|d| d.io_hint()),
             driver: driver.map(|d| SharedDriver {
                 unpark: d.unparker(),
                 driver: std::sync::Mutex::new(d),
@@ -269,6 +324,11 @@ impl Parking {
     /// worker writes (the driver's lock sits beside this field).
     pub(crate) fn timer_hint(&self) -> Option<Arc<TimerHint>> {
         self.hint.clone()
+    }
+
+    /// Whether the driver watches I/O, if it publishes that (see [`IoHint`]).
+    pub(crate) fn io_hint(&self) -> Option<Arc<IoHint>> {
+        self.io_hint.clone()
     }
 
     /// Lets a busy worker dispatch ready I/O and expired timers without blocking, if no other

@@ -4,7 +4,12 @@
 //! - Every [`DRIVER_INTERVAL`] polls, whatever they cost (I/O readiness is never starved by a
 //!   stream of short polls).
 //! - By elapsed time: at least every [`SERVICE_PERIOD`] of busy time, and as soon as the
-//!   earliest timer is due. That needs the time, and a clock read per poll would cost about
+//!   earliest timer is due.
+//! - But while the driver watches no I/O source ([`IoHint`]) and publishes its timers
+//!   ([`TimerHint`]), only when a timer is due: nothing else can be ready, and each of the
+//!   other services is a system call (a non-blocking `epoll_wait`) that finds nothing. A
+//!   program without sockets thus makes none while it is busy; one source (a listener) brings
+//!   the count and the period back. That needs the time, and a clock read per poll would cost about
 //!   20 ns on polls of 100 ns; so the worker reads the clock every `every` polls and adapts
 //!   `every` to the poll times it sees (as work-stealing adapts its global-queue interval):
 //!   halved while a window of `every` polls lasts more than half a period, doubled (up to
@@ -16,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::park::{Parking, TimerHint};
+use crate::park::{IoHint, Parking, TimerHint};
 
 /// How many polls a busy worker makes between two non-blocking driver polls.
 pub(crate) const DRIVER_INTERVAL: u32 = 61;
@@ -40,14 +45,17 @@ pub(crate) struct Service {
     last_service: Option<Instant>,
     /// The driver's next deadline, if it publishes one.
     hint: Option<Arc<TimerHint>>,
+    /// Whether the driver watches I/O, if it publishes that (only read with a `hint`).
+    io: Option<Arc<IoHint>>,
 }
 
 impl Service {
-    pub(crate) fn new(hint: Option<Arc<TimerHint>>) -> Service {
+    pub(crate) fn new(hint: Option<Arc<TimerHint>>, io: Option<Arc<IoHint>>) -> Service {
         Service {
             // No driver, no clock to read: the slow path runs by count only.
             every: if hint.is_some() { 1 } else { MAX_EVERY },
             hint,
+            io,
             ticks: 0,
             since_read: 0,
             last_read: None,
@@ -79,10 +87,15 @@ impl Service {
 
     #[inline(never)]
     fn after_poll_slow(&mut self, parking: &Parking, now: Option<Instant>) -> bool {
+        // I/O could be ready (or the driver does not say what it has): services by count and
+        // by period. Otherwise only a due timer calls for one.
+        let io = self.hint.is_none() || self.io.as_ref().is_none_or(|io| io.is_watching());
         if self.ticks >= DRIVER_INTERVAL {
             self.ticks = 0;
-            parking.poll_driver();
-            return true;
+            if io {
+                parking.poll_driver();
+                return true;
+            }
         }
         let Some(hint) = &self.hint else {
             self.since_read = 0;
@@ -97,7 +110,7 @@ impl Service {
         self.adapt(now);
         // Just back from parking (where the driver was serviced): the period starts now.
         let since = *self.last_service.get_or_insert(now);
-        if now.saturating_duration_since(since) >= SERVICE_PERIOD || due {
+        if io && now.saturating_duration_since(since) >= SERVICE_PERIOD || due {
             self.last_service = Some(now);
             parking.poll_driver();
             return true;
@@ -197,5 +210,92 @@ impl PollClock {
     #[inline]
     pub(crate) fn interrupt(&mut self) {
         self.start = None;
+    }
+}
+
+#[cfg(all(test, not(rt_loom)))]
+mod tests {
+    use super::*;
+    use crate::park::{Driver, Unpark};
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// A driver that counts its non-blocking polls and publishes the given hints.
+    struct Counting {
+        polls: Arc<AtomicUsize>,
+        timers: Option<Arc<TimerHint>>,
+        io: Option<Arc<IoHint>>,
+    }
+
+    struct NoUnpark;
+    impl Unpark for NoUnpark {
+        fn unpark(&self) {}
+    }
+
+    impl Driver for Counting {
+        fn park(&mut self, _timeout: Option<Duration>) {
+            self.polls.fetch_add(1, Relaxed);
+        }
+        fn unparker(&self) -> Arc<dyn Unpark> {
+            Arc::new(NoUnpark)
+        }
+        fn timer_hint(&self) -> Option<Arc<TimerHint>> {
+            self.timers.clone()
+        }
+        fn io_hint(&self) -> Option<Arc<IoHint>> {
+            self.io.clone()
+        }
+    }
+
+    /// How many times `polls` back-to-back task polls service a driver that publishes these
+    /// hints.
+    fn services(polls: u32, timers: Option<Arc<TimerHint>>, io: Option<Arc<IoHint>>) -> usize {
+        let count = Arc::new(AtomicUsize::new(0));
+        let parking = Parking::new(
+            1,
+            Some(Box::new(Counting {
+                polls: count.clone(),
+                timers,
+                io,
+            })),
+        );
+        let mut service = Service::new(parking.timer_hint(), parking.io_hint());
+        for _ in 0..polls {
+            service.after_poll(&parking, None);
+        }
+        count.load(Relaxed)
+    }
+
+    fn io_hint(watching: bool) -> Option<Arc<IoHint>> {
+        let hint = IoHint::default();
+        hint.set_watching(watching);
+        Some(Arc::new(hint))
+    }
+
+    /// 100 counted services' worth of polls. They take well under the service period, but a
+    /// preempted thread may see a period pass now and then: the bounds leave room for that.
+    const POLLS: u32 = 100 * DRIVER_INTERVAL;
+
+    #[test]
+    fn a_driver_watching_io_is_serviced_by_count() {
+        let timers = Some(Arc::new(TimerHint::default()));
+        assert!(services(POLLS, timers.clone(), io_hint(true)) >= 100);
+        // One that does not say is serviced as if it watched I/O.
+        assert!(services(POLLS, timers, None) >= 100);
+    }
+
+    #[test]
+    fn a_driver_without_io_is_serviced_only_when_a_timer_is_due() {
+        let timers = Arc::new(TimerHint::default());
+        let n = services(POLLS, Some(timers.clone()), io_hint(false));
+        assert!(n < 10, "{n} services without I/O or a due timer");
+        timers.set(Some(Instant::now()));
+        let n = services(POLLS, Some(timers), io_hint(false));
+        assert!(n >= 100, "a due timer: {n} services");
+    }
+
+    #[test]
+    fn without_a_timer_hint_the_io_hint_is_not_enough_to_skip() {
+        // Timers would then only be fired by these services.
+        assert!(services(POLLS, None, io_hint(false)) >= 100);
     }
 }

@@ -186,7 +186,7 @@ fn run<S: Scheduler>(
         registered: false,
     };
     // When to service the driver between polls (service.rs).
-    let mut service = Service::new(shared.parking.timer_hint());
+    let mut service = Service::new(shared.parking.timer_hint(), shared.parking.io_hint());
     // With `account_polls`: poll times, read from the clock every few polls (service.rs).
     let mut clock = PollClock::new();
 

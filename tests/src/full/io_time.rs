@@ -271,6 +271,53 @@ pub fn timer_fires_while_workers_are_busy(make: Make) {
     });
 }
 
+/// A socket becomes readable while every worker is busy with tasks that only yield (and no
+/// worker is parked in the driver): the busy tasks spin until the reader stops them, so I/O
+/// that waits for a worker to park shows up as a hang. The peer is a plain thread, outside
+/// the runtime, that writes once the reader waits.
+pub fn io_is_served_while_workers_are_busy(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 1, 2] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let peer = std::thread::spawn(move || {
+                use std::io::Write;
+                let (mut conn, _) = listener.accept().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                conn.write_all(b"ping").unwrap();
+            });
+            let rt = rt(make, workers);
+            rt.block_on(async move {
+                let mut conn = TcpStream::connect(addr).await.unwrap();
+                let stop = Arc::new(AtomicBool::new(false));
+                let busy: Vec<_> = (0..4)
+                    .map(|_| {
+                        let stop = stop.clone();
+                        facade::spawn(async move {
+                            while !stop.load(Ordering::SeqCst) {
+                                std::hint::black_box((0..200).sum::<u64>());
+                                facade::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                let s = stop.clone();
+                let reader = facade::spawn(async move {
+                    let mut buf = [0u8; 4];
+                    conn.read_exact(&mut buf).await.unwrap();
+                    s.store(true, Ordering::SeqCst);
+                    buf
+                });
+                assert_eq!(&reader.await.unwrap(), b"ping");
+                for b in busy {
+                    b.await.unwrap();
+                }
+            });
+            peer.join().unwrap();
+        }
+    });
+}
+
 /// Timers are serviced by elapsed time, not only when a worker parks or every so many polls:
 /// a 1 ms ticker beside a task that yields between polls of 1 ms each ticks at least 10 times
 /// in 40 ms (current-thread mode, where they share the only worker, and with 2 workers). Ticks
