@@ -157,6 +157,12 @@ impl TimerHint {
         );
     }
 
+    /// Whether any timer is published (due or not).
+    #[inline]
+    pub fn has_timer(&self) -> bool {
+        self.next.load(std::sync::atomic::Ordering::Relaxed) != u64::MAX
+    }
+
     /// Whether a timer is due at `now`.
     #[inline]
     pub fn is_due(&self, now: Instant) -> bool {

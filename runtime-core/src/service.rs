@@ -4,12 +4,7 @@
 //! - Every [`DRIVER_INTERVAL`] polls, whatever they cost (I/O readiness is never starved by a
 //!   stream of short polls).
 //! - By elapsed time: at least every [`SERVICE_PERIOD`] of busy time, and as soon as the
-//!   earliest timer is due.
-//! - But while the driver watches no I/O source ([`IoHint`]) and publishes its timers
-//!   ([`TimerHint`]), only when a timer is due: nothing else can be ready, and each of the
-//!   other services is a system call (a non-blocking `epoll_wait`) that finds nothing. A
-//!   program without sockets thus makes none while it is busy; one source (a listener) brings
-//!   the count and the period back. That needs the time, and a clock read per poll would cost about
+//!   earliest timer is due. That needs the time, and a clock read per poll would cost about
 //!   20 ns on polls of 100 ns; so the worker reads the clock every `every` polls and adapts
 //!   `every` to the poll times it sees (as work-stealing adapts its global-queue interval):
 //!   halved while a window of `every` polls lasts more than half a period, doubled (up to
@@ -17,6 +12,12 @@
 //!   poll, short ones about every microsecond or two. A worker whose polls jump from short to
 //!   long notices within `MAX_EVERY` polls, then within one. When the policy times its polls
 //!   anyway (`Hooks::account_polls`), that time is used and nothing is read.
+//! - But while the driver watches no I/O source ([`IoHint`]) and publishes its timers
+//!   ([`TimerHint`]), only when a timer is due: nothing else can be ready, and each of the
+//!   other services is a system call (a non-blocking `epoll_wait`) that finds nothing. With no
+//!   timer either, the worker does not read the clock. A program without sockets thus makes no
+//!   system call while it is busy; one source (a listener) brings the count and the period
+//!   back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,6 +102,12 @@ impl Service {
             self.since_read = 0;
             return false; // no driver: nothing to service
         };
+        if !io && !hint.has_timer() {
+            // Nothing to look for, so no clock to read; the next read opens a new window.
+            self.since_read = 0;
+            self.last_read = None;
+            return false;
+        }
         let now = match now {
             Some(now) => now,
             None if self.since_read >= self.every => Instant::now(),
