@@ -146,6 +146,12 @@ impl Active {
         let mut slab = lock(&self.shards[key.shard()]);
         meta.set_ended();
         let waker = slab.try_remove(key.index());
+        if slab.is_empty() {
+            // Reset, so that the next burst of spawns fills the slab front to back instead of
+            // following a free list scattered by the order in which the tasks ended (see the
+            // timer wheel's `take`).
+            slab.clear();
+        }
         drop(slab);
         drop(waker);
     }
@@ -237,6 +243,35 @@ mod tests {
         }
         assert_eq!(std::mem::size_of::<Option<ActiveKey>>(), 4);
         assert_eq!(Active::new(1000).shards.len(), MAX_SHARDS);
+    }
+
+    #[test]
+    fn a_drained_shard_is_refilled_front_to_back() {
+        // One worker, a big limit: 4 shards; the ids choose the shard, so take one shard's.
+        let active = Active::with_limit(1, 1000);
+        let closed = AtomicBool::new(false);
+        let shard_of = |m: &TaskMeta| m.id().as_u64() as usize & active.mask;
+        let metas: Vec<TaskMeta> = (0..400)
+            .map(|_| TaskMeta::default())
+            .filter(|m| shard_of(m) == 0)
+            .collect();
+        let fill = || -> Vec<usize> {
+            (metas.iter())
+                .map(|m| insert(&active, m, &closed).unwrap().index())
+                .collect()
+        };
+        let first = fill();
+        assert_eq!(first, (0..metas.len()).collect::<Vec<_>>());
+        // Tasks end in another order than they started (odd ones first, then even ones)...
+        let order = (1..first.len())
+            .step_by(2)
+            .chain((0..first.len()).step_by(2));
+        for i in order {
+            let key = ActiveKey::new(0, first[i]);
+            active.remove(key, &metas[i]);
+        }
+        // ... and the next burst still takes the slots in order, not that order reversed.
+        assert_eq!(fill(), first);
     }
 
     #[test]
