@@ -68,8 +68,13 @@ pub fn sleep(duration: Duration) -> Sleep {
         timers,
         entry: None,
         tick: 0,
+        check_clock: duration < CLOCKLESS_FROM,
     }
 }
+
+/// A sleep at least this long registers at its first poll without reading the clock (see
+/// `Sleep::check_clock`).
+const CLOCKLESS_FROM: Duration = Duration::from_millis(1);
 
 /// A sleep on the given timers (for adapters that hold their runtime's timers).
 #[cfg(feature = "hyper")]
@@ -79,6 +84,7 @@ pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
         timers,
         entry: None,
         tick: 0,
+        check_clock: true,
     }
 }
 
@@ -95,6 +101,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         timers: timers(),
         entry: None,
         tick: 0,
+        check_clock: true,
     }
 }
 
@@ -106,6 +113,12 @@ pub struct Sleep {
     /// The deadline's tick, which `entry` is registered for (kept rather than recomputed
     /// from `deadline`: every drop reads it).
     tick: u64,
+    /// Whether a poll of the unregistered timer compares the deadline with the clock. Not for
+    /// a `sleep` of a millisecond or more, whose deadline was ahead when it was made: its first
+    /// poll registers it at once (as tokio's does), and if it has become due meanwhile, the
+    /// wheel says so ([`Timers::register`]) or fires it at its next service. Shorter sleeps,
+    /// and deadlines given as instants, read the clock: they are often due by their first poll.
+    check_clock: bool,
 }
 
 impl fmt::Debug for Sleep {
@@ -131,6 +144,7 @@ impl Sleep {
     pub fn reset(&mut self, deadline: Instant) {
         self.cancel();
         self.deadline = deadline;
+        self.check_clock = true;
     }
 
     /// Cancels the timer if it is registered and has not fired.
@@ -151,7 +165,7 @@ impl Future for Sleep {
             this.entry = None;
             return Poll::Ready(());
         }
-        if this.timers.clock.now() >= this.deadline {
+        if (this.check_clock || this.entry.is_some()) && this.timers.clock.now() >= this.deadline {
             this.cancel();
             return Poll::Ready(());
         }
@@ -159,8 +173,11 @@ impl Future for Sleep {
             panic!("the runtime that drives this timer has shut down");
         }
         this.tick = this.timers.clock.tick_ceil(this.deadline);
-        this.timers.register(&mut this.entry, this.tick, cx.waker());
-        Poll::Pending
+        if this.timers.register(&mut this.entry, this.tick, cx.waker()) {
+            Poll::Pending
+        } else {
+            Poll::Ready(()) // due: the wheel has passed its tick
+        }
     }
 }
 

@@ -160,13 +160,17 @@ impl Timers {
     }
 
     /// Registers (or refreshes) a timer's waker for `tick`; `entry` holds the timer's key
-    /// between calls. Wakes the driver if it sleeps past `tick`.
+    /// between calls. Wakes the driver if it sleeps past `tick`. Returns whether the timer is
+    /// pending; `false`: it is due now (the caller completes it, nothing wakes `waker`).
     ///
-    /// A `tick` the wheel has already passed (another worker's driver poll read a later clock
-    /// than the caller) is due: the waker is woken at once and nothing is registered, so that
-    /// every timer in the wheel fires by the time its tick is passed (what
-    /// [`cancel_at`](Self::cancel_at) relies on).
-    pub fn register(&self, entry: &mut Option<Key>, tick: u64, waker: &Waker) {
+    /// A `tick` the wheel has already passed (the deadline was already behind when the timer
+    /// was made, or another worker's driver poll read a later clock than the caller) is due:
+    /// nothing is registered, so that every timer in the wheel fires by the time its tick is
+    /// passed (what [`cancel_at`](Self::cancel_at) relies on). So a caller that knows its
+    /// deadline was ahead when it made it need not read the clock to register: a deadline
+    /// that has passed since is due here, or fires at the driver's next service.
+    #[must_use = "a timer that is not pending is due now: complete it"]
+    pub fn register(&self, entry: &mut Option<Key>, tick: u64, waker: &Waker) -> bool {
         let mut wheel = self.wheel();
         if let Some(key) = *entry {
             // The key is generational: once its timer fired, it matches nothing.
@@ -174,15 +178,12 @@ impl Timers {
                 if !w.will_wake(waker) {
                     *w = waker.clone();
                 }
-                return;
+                return true;
             }
         }
         if tick <= wheel.elapsed() {
-            drop(wheel);
             *entry = None;
-            // Contained as when the wheel fires it: a panicking waker must not fail the poll.
-            runtime_core::fault::wake_contained(waker.clone(), "the waker of a timer");
-            return;
+            return false;
         }
         *entry = Some(wheel.insert(tick, waker.clone()));
         if !self.armed.load(Ordering::Relaxed) {
@@ -203,6 +204,7 @@ impl Timers {
         if wake {
             self.unpark.unpark();
         }
+        true
     }
 
     /// Cancels the timer in `entry`, if it has not fired.

@@ -224,8 +224,8 @@ mod driver {
     fn has_fired_follows_the_driver_and_cancel_at_removes_only_pending_timers() {
         let (timers, count, waker) = setup();
         let (mut a, mut b) = (None, None);
-        timers.register(&mut a, 100, &waker);
-        timers.register(&mut b, 300, &waker);
+        assert!(timers.register(&mut a, 100, &waker));
+        assert!(timers.register(&mut b, 300, &waker));
         assert_eq!(timers.len(), 2);
         assert!(!timers.has_fired(100));
         timers.clock.advance(Duration::from_micros(200));
@@ -246,32 +246,43 @@ mod driver {
     }
 
     /// Keeps a timer at tick 1,000, has the driver fire through tick 500, then registers
-    /// `late`'s waker for tick 400; returns the key the registration left.
+    /// `late`'s waker for tick 400; returns whether it is pending and the key it left.
     fn register_behind_the_driver(
         timers: &Timers,
         keep: &Waker,
         late: &Waker,
-    ) -> Option<crate::Key> {
+    ) -> (bool, Option<crate::Key>) {
         let (mut ahead, mut behind) = (None, None);
-        timers.register(&mut ahead, 1_000, keep);
+        assert!(timers.register(&mut ahead, 1_000, keep));
         timers.clock.advance(Duration::from_micros(500));
         timers.fire_due();
-        timers.register(&mut behind, 400, late);
-        behind
+        let pending = timers.register(&mut behind, 400, late);
+        (pending, behind)
     }
 
-    /// A registration for a tick the driver has already passed wakes at once and leaves
-    /// nothing in the wheel (so every timer in the wheel fires by the time its tick passes).
+    /// A registration for a tick the driver has already passed is due at once: it says so,
+    /// wakes nothing (the caller completes) and leaves nothing in the wheel (so every timer in
+    /// the wheel fires by the time its tick passes).
     #[test]
-    fn a_tick_already_passed_wakes_at_once() {
+    fn a_tick_already_passed_is_due_at_once() {
         let (timers, count, waker) = setup();
-        assert!(register_behind_the_driver(&timers, &waker, &waker).is_none());
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            register_behind_the_driver(&timers, &waker, &waker),
+            (false, None)
+        );
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
         assert_eq!(
             timers.len(),
             1,
             "only the timer still ahead is in the wheel"
         );
+        // A timer that fired, registered again for its passed tick: due, not re-armed.
+        let mut fired = None;
+        assert!(timers.register(&mut fired, 600, &waker));
+        timers.clock.advance(Duration::from_micros(200));
+        assert_eq!(timers.fire_due(), 1);
+        assert!(!timers.register(&mut fired, 600, &waker));
+        assert!(fired.is_none());
     }
 
     struct Panics;
@@ -281,12 +292,15 @@ mod driver {
         }
     }
 
-    /// The waker of a tick already passed is woken as the wheel wakes its timers: a panic in
-    /// it is contained (reported), not thrown into the registering task's poll.
+    /// The waker of a tick already passed is not called (an earlier version woke it, and a
+    /// panic in it reached the registering task's poll).
     #[test]
-    fn a_panicking_waker_of_a_passed_tick_is_contained() {
+    fn a_panicking_waker_of_a_passed_tick_is_not_called() {
         let (timers, _count, waker) = setup();
         let panics = Waker::from(Arc::new(Panics));
-        assert!(register_behind_the_driver(&timers, &waker, &panics).is_none());
+        assert_eq!(
+            register_behind_the_driver(&timers, &waker, &panics),
+            (false, None)
+        );
     }
 }

@@ -318,6 +318,50 @@ pub fn io_is_served_while_workers_are_busy(make: Make) {
     });
 }
 
+/// A sleep whose deadline passes before its first poll still completes, on an idle runtime
+/// and beside busy tasks (a sleep of a millisecond or more registers without reading the
+/// clock: the wheel must then finish it). Never early: the task blocked past the deadline.
+pub fn an_overdue_sleep_completes(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = rt(make, workers);
+            rt.block_on(async move {
+                for busy in [false, true] {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let spinners: Vec<_> = (0..if busy { 3 } else { 0 })
+                        .map(|_| {
+                            let stop = stop.clone();
+                            facade::spawn(async move {
+                                while !stop.load(Ordering::SeqCst) {
+                                    facade::yield_now().await;
+                                }
+                            })
+                        })
+                        .collect();
+                    // Another timer, due while the sleeper blocks: an idle worker's driver
+                    // fires it, so the wheel has passed the sleeper's tick by its first poll.
+                    let other = facade::spawn(time::sleep(Duration::from_millis(3)));
+                    let sleeper = facade::spawn(async {
+                        let made = Instant::now();
+                        let s = time::sleep(Duration::from_millis(2));
+                        // Blocks past the deadline before the first poll.
+                        std::thread::sleep(Duration::from_millis(5));
+                        s.await;
+                        made.elapsed()
+                    });
+                    let took = sleeper.await.unwrap();
+                    assert!(took >= Duration::from_millis(2), "busy {busy}: {took:?}");
+                    other.await.unwrap();
+                    stop.store(true, Ordering::SeqCst);
+                    for t in spinners {
+                        t.await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// Timers are serviced by elapsed time, not only when a worker parks or every so many polls:
 /// a 1 ms ticker beside a task that yields between polls of 1 ms each ticks at least 10 times
 /// in 40 ms (current-thread mode, where they share the only worker, and with 2 workers). Ticks
