@@ -71,6 +71,13 @@ impl RtDriver {
 impl Driver for RtDriver {
     fn park(&mut self, timeout: Option<Duration>) {
         let timers = &self.timers;
+        if timeout == Some(Duration::ZERO) && !self.poller.reactor().io_hint().is_watching() {
+            // A busy worker's service with no source registered: the timers are all there is
+            // to look at, and the poll would be a system call that finds nothing (a pending
+            // wake-up stays for the next real wait, which then returns at once).
+            timers.fire_due();
+            return;
+        }
         // Timers that came due before we got here wake their tasks now, possibly onto this very
         // worker's queue: then the worker must not block (it would sleep over runnable tasks).
         let timeout = if timers.fire_due() > 0 {
