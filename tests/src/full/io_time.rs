@@ -238,6 +238,21 @@ pub fn cancelled_timers_free_their_slots(make: Make) {
     });
 }
 
+/// `n` tasks that compute a little and yield until `stop` is set: they keep the workers busy.
+fn spinners(n: usize, stop: &Arc<AtomicBool>) -> Vec<facade::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let stop = stop.clone();
+            facade::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    std::hint::black_box((0..200).sum::<u64>());
+                    facade::yield_now().await;
+                }
+            })
+        })
+        .collect()
+}
+
 /// A timer fires while every worker is busy with tasks that only yield: the busy tasks spin
 /// until the timer's task stops them, so a starved timer shows up as a hang.
 pub fn timer_fires_while_workers_are_busy(make: Make) {
@@ -246,17 +261,7 @@ pub fn timer_fires_while_workers_are_busy(make: Make) {
             let rt = rt(make, workers);
             rt.block_on(async move {
                 let stop = Arc::new(AtomicBool::new(false));
-                let busy: Vec<_> = (0..4)
-                    .map(|_| {
-                        let stop = stop.clone();
-                        facade::spawn(async move {
-                            while !stop.load(Ordering::SeqCst) {
-                                std::hint::black_box((0..200).sum::<u64>());
-                                facade::yield_now().await;
-                            }
-                        })
-                    })
-                    .collect();
+                let busy = spinners(4, &stop);
                 let s = stop.clone();
                 let timer = facade::spawn(async move {
                     time::sleep(Duration::from_millis(20)).await;
@@ -290,17 +295,7 @@ pub fn io_is_served_while_workers_are_busy(make: Make) {
             rt.block_on(async move {
                 let mut conn = TcpStream::connect(addr).await.unwrap();
                 let stop = Arc::new(AtomicBool::new(false));
-                let busy: Vec<_> = (0..4)
-                    .map(|_| {
-                        let stop = stop.clone();
-                        facade::spawn(async move {
-                            while !stop.load(Ordering::SeqCst) {
-                                std::hint::black_box((0..200).sum::<u64>());
-                                facade::yield_now().await;
-                            }
-                        })
-                    })
-                    .collect();
+                let busy = spinners(4, &stop);
                 let s = stop.clone();
                 let reader = facade::spawn(async move {
                     let mut buf = [0u8; 4];
@@ -328,16 +323,7 @@ pub fn an_overdue_sleep_completes(make: Make) {
             rt.block_on(async move {
                 for busy in [false, true] {
                     let stop = Arc::new(AtomicBool::new(false));
-                    let spinners: Vec<_> = (0..if busy { 3 } else { 0 })
-                        .map(|_| {
-                            let stop = stop.clone();
-                            facade::spawn(async move {
-                                while !stop.load(Ordering::SeqCst) {
-                                    facade::yield_now().await;
-                                }
-                            })
-                        })
-                        .collect();
+                    let spinning = spinners(if busy { 3 } else { 0 }, &stop);
                     // Another timer, due while the sleeper blocks: an idle worker's driver
                     // fires it, so the wheel has passed the sleeper's tick by its first poll.
                     let other = facade::spawn(time::sleep(Duration::from_millis(3)));
@@ -353,7 +339,7 @@ pub fn an_overdue_sleep_completes(make: Make) {
                     assert!(took >= Duration::from_millis(2), "busy {busy}: {took:?}");
                     other.await.unwrap();
                     stop.store(true, Ordering::SeqCst);
-                    for t in spinners {
+                    for t in spinning {
                         t.await.unwrap();
                     }
                 }
