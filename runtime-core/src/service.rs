@@ -117,7 +117,7 @@ impl Service {
         self.adapt(now);
         // Just back from parking (where the driver was serviced): the period starts now.
         let since = *self.last_service.get_or_insert(now);
-        if io && now.saturating_duration_since(since) >= SERVICE_PERIOD || due {
+        if (io && now.saturating_duration_since(since) >= SERVICE_PERIOD) || due {
             self.last_service = Some(now);
             parking.poll_driver();
             return true;
