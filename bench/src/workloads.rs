@@ -15,6 +15,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "spawn_many_remote",
     "yield_many",
     "ping_pong",
+    "ping_pong_deadline",
     "chained_spawn",
     "idle_memory",
     "tcp_echo",
@@ -65,6 +66,7 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "spawn_many_remote" => return None,
         "yield_many" => yield_many(e, s, size("BENCH_YIELD_TASKS", 1_000), 200),
         "ping_pong" => ping_pong(e, s, 1_000, 10),
+        "ping_pong_deadline" => ping_pong_deadline(e, s, 1_000, 10),
         "chained_spawn" => chained_spawn(e, s, 1_000),
         "idle_memory" => idle_memory(e, s, size("BENCH_IDLE_TASKS", 1_000_000)),
         "tcp_echo" => tcp_echo(e, s, 50, size("BENCH_ECHO_ROUNDS", 2_000)),
@@ -156,6 +158,58 @@ fn ping_pong<E: Exec>(e: &E, s: E::S, pairs: usize, rounds: u32) -> Sample {
                     for _ in 0..rounds {
                         b_in.send(v);
                         v = to_b.recv().await;
+                    }
+                    b.await;
+                    assert_eq!(v, rounds);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await;
+        }
+    });
+    Sample::time(start.elapsed())
+}
+
+/// ping_pong where each side waits under one deadline for its whole exchange: a sleep made
+/// before its loop and raced against every receive (a connection deadline or a heartbeat in a
+/// `select!` loop), so every round polls a timer that is registered and pending.
+fn ping_pong_deadline<E: Exec>(e: &E, s: E::S, pairs: usize, rounds: u32) -> Sample {
+    /// Receives from `m`, unless `deadline` passes first.
+    async fn recv_before<T, D: Future<Output = ()>>(
+        m: &Mailbox<T>,
+        mut deadline: Pin<&mut D>,
+    ) -> Option<T> {
+        futures_lite::future::or(async { Some(m.recv().await) }, async {
+            deadline.as_mut().await;
+            None
+        })
+        .await
+    }
+    const DEADLINE: Duration = Duration::from_secs(60);
+    let start = Instant::now();
+    e.block_on(async move {
+        let handles: Vec<_> = (0..pairs)
+            .map(|_| {
+                let s2 = s.clone();
+                s.spawn(async move {
+                    let (to_b, b_in) = (Mailbox::new(), Mailbox::new());
+                    let b_in2 = b_in.clone();
+                    let to_a = to_b.clone();
+                    let b = s2.spawn(async move {
+                        let mut deadline = std::pin::pin!(E::sleep(DEADLINE));
+                        for _ in 0..rounds {
+                            let v = recv_before(&b_in2, deadline.as_mut()).await;
+                            to_a.send(v.expect("the deadline is a minute away") + 1);
+                        }
+                    });
+                    let mut deadline = std::pin::pin!(E::sleep(DEADLINE));
+                    let mut v = 0u32;
+                    for _ in 0..rounds {
+                        b_in.send(v);
+                        v = recv_before(&to_b, deadline.as_mut())
+                            .await
+                            .expect("the deadline is a minute away");
                     }
                     b.await;
                     assert_eq!(v, rounds);
