@@ -20,7 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 pub use std::time::{Duration, Instant};
 
 use timer::{FAR, Key, Timers};
@@ -69,6 +69,7 @@ pub fn sleep(duration: Duration) -> Sleep {
         entry: None,
         tick: 0,
         check_clock: duration < CLOCKLESS_FROM,
+        waker: NO_WAKER,
     }
 }
 
@@ -85,6 +86,7 @@ pub(crate) fn sleep_on(timers: Arc<Timers>, deadline: Instant) -> Sleep {
         entry: None,
         tick: 0,
         check_clock: true,
+        waker: NO_WAKER,
     }
 }
 
@@ -102,6 +104,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
         entry: None,
         tick: 0,
         check_clock: true,
+        waker: NO_WAKER,
     }
 }
 
@@ -119,6 +122,18 @@ pub struct Sleep {
     /// wheel says so ([`Timers::register`]) or fires it at its next service. Shorter sleeps,
     /// and deadlines given as instants, read the clock: they are often due by their first poll.
     check_clock: bool,
+    /// Which waker `entry` is registered with (its data and vtable addresses): a poll with
+    /// the same waker, while the timer is pending, has nothing to do (see `poll`).
+    waker: (usize, usize),
+}
+
+/// No waker registered.
+const NO_WAKER: (usize, usize) = (0, 0);
+
+/// A waker's identity, as `Waker::will_wake` compares it. While the wheel holds a clone of
+/// the waker, its task cannot be freed, so no other waker can take on the same identity.
+fn identity(w: &Waker) -> (usize, usize) {
+    (w.data() as usize, w.vtable() as *const _ as usize)
 }
 
 impl fmt::Debug for Sleep {
@@ -160,10 +175,20 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         ready!(runtime_core::coop::poll_proceed(cx));
         let this = &mut *self;
-        // Registered and fired (the usual way here): done, with no clock read and no lock.
-        if this.entry.is_some() && this.timers.has_fired(this.tick) {
-            this.entry = None;
-            return Poll::Ready(());
+        if this.entry.is_some() {
+            // Registered and fired (the usual way here): done, with no clock read and no lock.
+            if this.timers.has_fired(this.tick) {
+                this.entry = None;
+                return Poll::Ready(());
+            }
+            // Pending, and registered with this very waker (a `select!` loop or a deadline
+            // polled beside other work): the wheel fires it and wakes that waker, so there is
+            // nothing to do, no clock to read and no lock to take (tokio's timer is the same:
+            // a pending timer completes when the driver fires it). A closed driver fired
+            // everything without moving `has_fired`: the slow path below says so.
+            if this.waker == identity(cx.waker()) && !this.timers.is_closed() {
+                return Poll::Pending;
+            }
         }
         if (this.check_clock || this.entry.is_some()) && this.timers.clock.now() >= this.deadline {
             this.cancel();
@@ -174,6 +199,7 @@ impl Future for Sleep {
         }
         this.tick = this.timers.clock.tick_ceil(this.deadline);
         if this.timers.register(&mut this.entry, this.tick, cx.waker()) {
+            this.waker = identity(cx.waker());
             Poll::Pending
         } else {
             Poll::Ready(()) // due: the wheel has passed its tick

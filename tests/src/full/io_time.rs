@@ -348,6 +348,73 @@ pub fn an_overdue_sleep_completes(make: Make) {
     });
 }
 
+/// A deadline raced against a busy stream of messages (a `select!` loop: the same pending
+/// sleep is polled after every message, with the same waker) still fires on time, and not
+/// early: the receiving loop ends at the deadline, long before the stream does.
+pub fn a_deadline_polled_after_every_message_fires_on_time(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = rt(make, workers);
+            rt.block_on(async move {
+                let (tx, mut rx) = facade::sync::mpsc::channel::<()>(16);
+                let sender = facade::spawn(async move {
+                    let end = Instant::now() + Duration::from_secs(5);
+                    while Instant::now() < end && tx.send(()).await.is_ok() {
+                        time::sleep(Duration::from_micros(200)).await;
+                    }
+                });
+                let start = Instant::now();
+                let mut deadline = std::pin::pin!(time::sleep(Duration::from_millis(30)));
+                let mut messages = 0u32;
+                loop {
+                    let next =
+                        futures_lite::future::or(async { rx.recv().await.is_some() }, async {
+                            deadline.as_mut().await;
+                            false
+                        });
+                    if !next.await {
+                        break;
+                    }
+                    messages += 1;
+                }
+                let took = start.elapsed();
+                assert!(took >= Duration::from_millis(30), "early: {took:?}");
+                assert!(
+                    took < Duration::from_secs(4),
+                    "the deadline waited for the stream to end: {took:?}, {messages} messages"
+                );
+                assert!(messages > 1, "{messages} messages");
+                drop(rx); // the sender's next send fails: it stops
+                sender.await.unwrap();
+            });
+        }
+    });
+}
+
+/// A sleep registered with a waker, polled with that waker again after its runtime shut down,
+/// says so (a panic with the message) instead of waiting for a driver that is gone.
+pub fn a_registered_sleep_polled_after_shutdown_says_so(make: Make) {
+    use std::future::Future;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::{Context, Waker};
+    within(LIMIT, move || {
+        let rt = rt(make, 2);
+        let mut sleep = {
+            let _g = rt.enter();
+            Box::pin(time::sleep(Duration::from_secs(60)))
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(sleep.as_mut().poll(&mut cx).is_pending(), "registered");
+        drop(rt);
+        let p = catch_unwind(AssertUnwindSafe(|| sleep.as_mut().poll(&mut cx))).unwrap_err();
+        assert!(
+            panic_message(&*p).contains("shut down"),
+            "{}",
+            panic_message(&*p)
+        );
+    });
+}
+
 /// Timers are serviced by elapsed time, not only when a worker parks or every so many polls:
 /// a 1 ms ticker beside a task that yields between polls of 1 ms each ticks at least 10 times
 /// in 40 ms (current-thread mode, where they share the only worker, and with 2 workers). Ticks
