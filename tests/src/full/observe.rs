@@ -283,11 +283,12 @@ pub fn histograms_count_every_poll_and_budget_yields_are_counted(make: Make) {
             let sum = |v: &[(String, facade::HistogramSnapshot)]| -> u64 {
                 v.iter().map(|(_, h)| h.total()).sum()
             };
-            // A worker records a poll just after it ends, maybe after `block_on` saw the
-            // output it produced: wait for the last record (bounded).
+            // A worker records a poll (in both histograms) just after it ends, maybe after
+            // `block_on` saw the output it produced: wait for the last records (bounded).
             let mut m = rt.metrics();
             for _ in 0..1000 {
-                if sum(&m.poll_time) == m.tasks_polled {
+                if sum(&m.poll_time) == m.tasks_polled && sum(&m.schedule_latency) == m.tasks_polled
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(1));
