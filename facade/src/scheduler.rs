@@ -39,8 +39,8 @@
 use std::sync::{Arc, Mutex};
 
 pub use runtime_core::{
-    BasicFifo, Hooks, MetricsVisitor, Notify, Priority, Runnable, ScheduleInfo, ScheduleReason,
-    Scheduler, TaskId, TaskMeta,
+    BasicFifo, Hooks, MetricsVisitor, Notify, Priority, RETAINED_QUEUE_CAPACITY, Runnable,
+    ScheduleInfo, ScheduleReason, Scheduler, TaskId, TaskMeta, shrink_drained,
 };
 
 use crate::builder::{BuildError, SCHEDULERS, Start, start_with};

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use crate::scheduler::{Notify, ScheduleInfo, Scheduler};
+use crate::scheduler::{Notify, ScheduleInfo, Scheduler, shrink_drained};
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::Runnable;
 
@@ -38,6 +38,9 @@ impl Scheduler for BasicFifo {
     }
 
     fn next(&self, _worker: usize, _: &mut ()) -> Option<Runnable> {
-        lock(&self.queue).pop_front()
+        let mut queue = lock(&self.queue);
+        let task = queue.pop_front();
+        shrink_drained(&mut queue);
+        task
     }
 }

@@ -150,7 +150,10 @@ pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use park::{Driver, IoHint, TimerHint, Unpark};
 pub use policy::Ejection;
 pub use runtime::Runtime;
-pub use scheduler::{Hooks, MetricsVisitor, Notify, ScheduleInfo, ScheduleReason, Scheduler};
+pub use scheduler::{
+    Hooks, MetricsVisitor, Notify, RETAINED_QUEUE_CAPACITY, ScheduleInfo, ScheduleReason,
+    Scheduler, shrink_drained,
+};
 pub use sync::lock_unpoisoned;
 pub use task::{
     AbortHandle, JoinError, JoinHandle, Priority, Runnable, TaskId, TaskMeta, current_priority,

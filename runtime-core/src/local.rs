@@ -181,7 +181,13 @@ impl LocalTasks {
         let _reset = Reset(&self.running);
         let mut ran = 0;
         while ran < LOCAL_BATCH {
-            let Some(task) = lock(&self.queue.state).tasks.pop_front() else {
+            let task = {
+                let mut st = lock(&self.queue.state);
+                let task = st.tasks.pop_front();
+                crate::scheduler::shrink_drained(&mut st.tasks);
+                task
+            };
+            let Some(task) = task else {
                 return ran;
             };
             ran += 1;

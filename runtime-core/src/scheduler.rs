@@ -1,6 +1,7 @@
 //! The scheduling-policy contract, version 2. The [crate docs](crate#the-scheduler-contract)
 //! describe it as a whole; each item here documents its own part.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::task::{Priority, Runnable, TaskMeta};
@@ -111,6 +112,34 @@ pub trait MetricsVisitor {
 impl<F: FnMut(&str, u64)> MetricsVisitor for F {
     fn counter(&mut self, name: &str, value: u64) {
         self(name, value)
+    }
+}
+
+/// The most entries a drained queue keeps room for after [`shrink_drained`]: 65,536 (512 KiB
+/// of [`Runnable`]s). Bursts up to this size reuse the room they grew, with no reallocation.
+pub const RETAINED_QUEUE_CAPACITY: usize = 1 << 16;
+
+/// Gives back the memory of a queue that a burst grew and that has drained: when `queue` is
+/// empty and has room for more than [`RETAINED_QUEUE_CAPACITY`] entries, shrinks it to that.
+///
+/// A `VecDeque` keeps its largest capacity for good, so without this a run queue that once held
+/// a million tasks goes on holding 8 MB after they have all run or parked. Call it after each
+/// pop: the check is a comparison while the queue holds tasks (one more when it has just
+/// emptied), and the shrink one reallocation per burst larger than the retained room.
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use runtime_core::{RETAINED_QUEUE_CAPACITY, shrink_drained};
+///
+/// let mut queue: VecDeque<u64> = (0..=RETAINED_QUEUE_CAPACITY as u64).collect();
+/// queue.clear();
+/// shrink_drained(&mut queue);
+/// assert!(queue.capacity() <= RETAINED_QUEUE_CAPACITY);
+/// ```
+#[inline]
+pub fn shrink_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > RETAINED_QUEUE_CAPACITY {
+        queue.shrink_to(RETAINED_QUEUE_CAPACITY);
     }
 }
 

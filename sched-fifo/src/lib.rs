@@ -63,7 +63,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 use pending::Pending;
 use runtime_core::{
     MetricsVisitor, Notify, Runnable, ScheduleInfo, ScheduleReason, Scheduler,
-    lock_unpoisoned as lock,
+    lock_unpoisoned as lock, shrink_drained,
 };
 
 /// The most tasks a worker takes from the shared queue at once.
@@ -165,6 +165,7 @@ impl Fifo {
         }
         let mut q = lock(&self.queue);
         local.extend(q.drain(..));
+        shrink_drained(&mut q);
         self.len.store(0, Ordering::Release);
     }
 
@@ -184,6 +185,7 @@ impl Fifo {
             }
         }
         self.len.store(q.len(), Ordering::Release);
+        shrink_drained(&mut q);
         first
     }
 
@@ -280,7 +282,10 @@ impl Scheduler for Fifo {
     fn next(&self, _worker: usize, l: &mut Local) -> Option<Runnable> {
         if self.single {
             self.take_inbox(&mut l.deque);
-            return l.deque.pop_front();
+            let task = l.deque.pop_front();
+            // The last task of a burst: give back what it grew the deque to.
+            shrink_drained(&mut l.deque);
+            return task;
         }
         l.batch
             .pop()
@@ -355,6 +360,40 @@ mod tests {
             .map(|t| t.metadata().id())
             .collect();
         assert_eq!(out, ids);
+    }
+
+    /// A burst grows the queues; once it has drained they give the memory back (without
+    /// this, a run queue that once held the burst keeps 8 bytes per task of it for good).
+    #[test]
+    #[cfg_attr(miri, ignore = "a quarter of a million tasks: too slow under Miri")]
+    fn queues_drained_after_a_burst_shrink() {
+        let n = runtime_core::RETAINED_QUEUE_CAPACITY + 1;
+        let foreign = ScheduleInfo::new(ScheduleReason::Wake, None);
+        for workers in [1, 2] {
+            let mut f = Fifo::new();
+            f.init(workers);
+            let mut local = f.new_local(0);
+            let on_worker = ScheduleInfo::new(ScheduleReason::Wake, Some(0));
+            let (tasks, _handles): (Vec<_>, Vec<_>) = (0..2 * n).map(|_| task()).unzip();
+            let mut tasks = tasks.into_iter();
+            // Half from outside (the shared queue, or one worker's inbox), half on the worker
+            // (its deque, or its pending tasks and then the shared queue).
+            for t in tasks.by_ref().take(n) {
+                f.schedule(t, foreign, None);
+            }
+            for t in tasks {
+                f.schedule(t, on_worker, Some(&mut local));
+            }
+            let mut ran = 0;
+            while f.next(0, &mut local).is_some() {
+                ran += 1;
+            }
+            assert_eq!(ran, 2 * n, "{workers} workers");
+            let shared = lock(&f.queue).capacity();
+            assert!(shared <= runtime_core::RETAINED_QUEUE_CAPACITY, "{shared}");
+            let own = local.deque.capacity();
+            assert!(own <= runtime_core::RETAINED_QUEUE_CAPACITY, "{own}");
+        }
     }
 
     /// Several workers: an idle worker takes the oldest of another's pending tasks; a worker
