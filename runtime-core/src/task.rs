@@ -9,7 +9,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -122,16 +122,19 @@ pub struct TaskMeta {
     priority: AtomicU8,
     /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
     pub(crate) state: AtomicU8,
-    /// [`ABORTED`], [`ENDED`], [`FUTURE_GONE`] (set while the task lives) and [`LOCAL`],
-    /// [`HOOKED`], [`TIMED`] (set at spawn).
+    /// [`ENDED`], [`FUTURE_GONE`] (set while the task lives, only by the thread that owns the
+    /// future: so with a load and a store, not a read-modify-write) and [`LOCAL`], [`HOOKED`],
+    /// [`TIMED`] (set at spawn).
     flags: AtomicU8,
+    /// Set by [`JoinHandle::abort`] and [`AbortHandle::abort`], from any thread; the wrapper
+    /// future checks it before each poll. A byte of its own, so that no flag needs an atomic
+    /// read-modify-write (each is a bus-locked instruction, and a task's life had three).
+    aborted: AtomicBool,
     /// tokio-console's view of the task (see [`crate::console`]).
     #[cfg(feature = "console")]
     pub(crate) console: crate::console::TaskSpan,
 }
 
-/// Set by [`JoinHandle::abort`]; the wrapper future checks it before each poll.
-const ABORTED: u8 = 1;
 /// Set, under its registry shard's lock, when the task's registry entry is removed: from then
 /// on the entry's slot may name another task (see [`AbortHandle`]).
 const ENDED: u8 = 1 << 1;
@@ -283,6 +286,7 @@ impl TaskMeta {
             priority: AtomicU8::new(priority.0),
             state: AtomicU8::new(SCHEDULED),
             flags: AtomicU8::new(flags),
+            aborted: AtomicBool::new(false),
             #[cfg(feature = "console")]
             console,
         }
@@ -311,13 +315,24 @@ impl TaskMeta {
     }
 
     fn set_aborted(&self) {
-        self.flags.fetch_or(ABORTED, Ordering::Release);
+        self.aborted.store(true, Ordering::Release);
     }
 
-    /// Marks the task ended (under its registry shard's lock: see [`ENDED`]).
+    /// Sets `flag` ([`ENDED`] or [`FUTURE_GONE`]). Only the thread that owns the task's future
+    /// (polling or dropping it: async-task hands the future from one such thread to the next
+    /// with a happens-before edge) writes the flags once the task is spawned, so a load and a
+    /// store cannot lose another writer's bit.
+    #[inline]
+    fn set_owned_flag(&self, flag: u8) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        self.flags.store(flags | flag, Ordering::Release);
+    }
+
+    /// Marks the task ended (under its registry shard's lock, by the thread dropping its
+    /// future: see [`ENDED`]).
     #[inline]
     pub(crate) fn set_ended(&self) {
-        self.flags.fetch_or(ENDED, Ordering::Release);
+        self.set_owned_flag(ENDED);
     }
 
     #[inline]
@@ -807,12 +822,11 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // `drop_future`), and `meta` is not pinned.
         let this = unsafe { self.get_unchecked_mut() };
         let id = this.meta.id;
-        // One load for both flags (acquire, for `ABORTED`: see `set_aborted`).
-        let flags = this.meta.flags.load(Ordering::Acquire);
-        if flags & FUTURE_GONE != 0 {
+        if this.meta.has(FUTURE_GONE) {
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
-        if flags & ABORTED != 0 {
+        // Acquire: pairs with `set_aborted`.
+        if this.meta.aborted.load(Ordering::Acquire) {
             this.drop_future(false);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
@@ -862,7 +876,7 @@ impl<F> TaskFuture<'_, F> {
             return;
         }
         // Only the thread that owns the future (polling or dropping it) sets or reads this flag.
-        self.meta.flags.fetch_or(FUTURE_GONE, Ordering::Relaxed);
+        self.meta.set_owned_flag(FUTURE_GONE);
         // A panicking destructor must not take the worker down.
         // SAFETY: the future is dropped in place (it was pinned) exactly once: the flag, set
         // before, keeps every later poll and drop away from it, even if its destructor panics.
