@@ -128,7 +128,8 @@ pub struct TaskMeta {
     flags: AtomicU8,
     /// Set by [`JoinHandle::abort`] and [`AbortHandle::abort`], from any thread; the wrapper
     /// future checks it before each poll. A byte of its own, so that no flag needs an atomic
-    /// read-modify-write (each is a bus-locked instruction, and a task's life had three).
+    /// read-modify-write (a bus-locked instruction): abort is a store, and so is each of the
+    /// owner's flags.
     aborted: AtomicBool,
     /// tokio-console's view of the task (see [`crate::console`]).
     #[cfg(feature = "console")]
