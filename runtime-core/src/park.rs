@@ -151,10 +151,16 @@ impl TimerHint {
 
     /// [`lower`](Self::lower), with the deadline in nanoseconds since the hint's base.
     pub fn lower_since_base(&self, nanos: u64) {
-        self.next.fetch_min(
-            nanos.min(u64::MAX - 1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        use std::sync::atomic::Ordering::Relaxed;
+        let v = nanos.min(u64::MAX - 1);
+        // Most deadlines are later than the published one and change nothing: a load then,
+        // which leaves the line shared with the workers reading it. A `fetch_min` is a
+        // bus-locked instruction that takes the line from them even when it changes nothing.
+        // Still an atomic minimum: a deadline the load finds no earlier is a minimum that
+        // takes effect at the load.
+        if v < self.next.load(Relaxed) {
+            self.next.fetch_min(v, Relaxed);
+        }
     }
 
     /// Whether any timer is published (due or not).
@@ -446,6 +452,46 @@ mod tests {
             2,
             "poll_driver takes the free driver"
         );
+    }
+
+    #[test]
+    fn timer_hint_lower_keeps_the_earliest_deadline() {
+        let base = Instant::now();
+        let h = TimerHint::with_base(base);
+        assert!(!h.has_timer());
+        h.lower_since_base(5_000);
+        assert!(h.has_timer());
+        assert!(!h.is_due(base + Duration::from_nanos(4_999)));
+        assert!(h.is_due(base + Duration::from_nanos(5_000)));
+        // A later deadline changes nothing; an earlier one lowers it.
+        h.lower_since_base(9_000);
+        assert!(h.is_due(base + Duration::from_nanos(5_000)));
+        h.lower(base + Duration::from_nanos(2_000));
+        assert!(h.is_due(base + Duration::from_nanos(2_000)));
+        assert!(!h.is_due(base + Duration::from_nanos(1_999)));
+        // `u64::MAX` means "no timer": a deadline that far is clamped, never read as none.
+        let far = TimerHint::with_base(base);
+        far.lower_since_base(u64::MAX);
+        assert!(far.has_timer());
+        // Concurrent lowering keeps the minimum of all.
+        let h = Arc::new(TimerHint::with_base(base));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    for i in (0..1_000u64).rev() {
+                        h.lower_since_base(10_000 + i * 4 + t);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(h.is_due(base + Duration::from_nanos(10_000)));
+        assert!(!h.is_due(base + Duration::from_nanos(9_999)));
+        h.set(None);
+        assert!(!h.has_timer());
     }
 }
 
