@@ -80,10 +80,30 @@ impl Service {
         // The common case in the caller's registers: two counters, no clock, no call.
         self.ticks += 1;
         self.since_read += 1;
-        if self.ticks < DRIVER_INTERVAL && self.since_read < self.every && now.is_none() {
-            return false;
+        if self.ticks < DRIVER_INTERVAL && now.is_none() {
+            if self.since_read < self.every {
+                return false;
+            }
+            // Nothing to look for (no I/O watched, no timer): two loads, still no call. This
+            // is every poll of a busy worker in a program without sockets and timers, since
+            // `every` stays where it was while no clock is read.
+            if self.quiet() {
+                self.since_read = 0;
+                self.last_read = None;
+                return false;
+            }
         }
         self.after_poll_slow(parking, now)
+    }
+
+    /// Whether the driver says that nothing can be ready: it watches no I/O and holds no
+    /// timer (`false` if it does not publish both).
+    #[inline(always)]
+    fn quiet(&self) -> bool {
+        match (&self.hint, &self.io) {
+            (Some(hint), Some(io)) => !io.is_watching() && !hint.has_timer(),
+            _ => false,
+        }
     }
 
     #[inline(never)]
@@ -298,6 +318,33 @@ mod tests {
         timers.set(Some(Instant::now()));
         let n = services(POLLS, Some(timers), io_hint(false));
         assert!(n >= 100, "a due timer: {n} services");
+    }
+
+    #[test]
+    fn a_timer_published_after_quiet_polls_is_serviced_at_the_next_poll() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let timers = Arc::new(TimerHint::default());
+        let parking = Parking::new(
+            1,
+            Some(Box::new(Counting {
+                polls: count.clone(),
+                timers: Some(timers.clone()),
+                io: io_hint(false),
+            })),
+        );
+        let mut service = Service::new(parking.timer_hint(), parking.io_hint());
+        // Fewer than the count that services anyway: only the hint can call for this one.
+        for _ in 0..DRIVER_INTERVAL / 2 {
+            assert!(!service.after_poll(&parking, None), "nothing to service");
+        }
+        assert_eq!(count.load(Relaxed), 0);
+        // A task polled here sleeps until now: the very next poll's end services the driver.
+        timers.lower(Instant::now());
+        assert!(
+            service.after_poll(&parking, None),
+            "a due timer is serviced"
+        );
+        assert_eq!(count.load(Relaxed), 1);
     }
 
     #[test]
