@@ -6,8 +6,10 @@
 //!                                 [--json FILE] [--svg FILE]
 //! ```
 //!
-//! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread).
-//! Progress goes to stderr; the table to stdout.
+//! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread). A
+//! workload's samples are taken in rounds, one sample of every runtime per round (see
+//! [`sample_in_rounds`]), each runtime warmed up by one unrecorded sample first. Progress goes
+//! to stderr; the table to stdout.
 
 mod alloc;
 mod exec;
@@ -80,40 +82,30 @@ fn tokio_ct() -> Tokio {
     )
 }
 
-/// Runs `samples` samples (after one warm-up) of `workload` on the runtime `make` builds.
-fn measure<E: Exec>(make: impl Fn() -> E, workload: &str, samples: usize) -> Option<Vec<Sample>> {
-    let fresh = workloads::fresh_runtime_per_sample(workload);
-    let mut out = Vec::with_capacity(samples);
-    if fresh {
-        for _ in 0..samples {
-            let e = make();
-            out.push(workloads::run(&e, workload)?);
-        }
-    } else {
-        let e = make();
-        workloads::run(&e, workload)?;
-        for _ in 0..samples {
-            out.push(workloads::run(&e, workload)?);
-        }
+/// Takes one sample of a workload on one runtime per call; `None` if the runtime cannot run it.
+type Sampler = Box<dyn FnMut() -> Option<Sample>>;
+
+/// The sampler of `workload` on the runtime `make` builds: one runtime, warmed up by a first
+/// unrecorded sample, for all of its samples, or a fresh runtime per sample for the workloads
+/// that need one. `None` if the runtime cannot run the workload.
+fn sampler<E: Exec + 'static>(make: impl Fn() -> E + 'static, workload: &str) -> Option<Sampler> {
+    let w = workload.to_string();
+    if workloads::fresh_runtime_per_sample(workload) {
+        return Some(Box::new(move || workloads::run(&make(), &w)));
     }
-    Some(out)
+    let e = make();
+    workloads::run(&e, workload)?;
+    Some(Box::new(move || workloads::run(&e, &w)))
 }
 
-fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>> {
+fn sampler_of(runtime: &str, workload: &str) -> Option<Sampler> {
+    let w = workload;
     match runtime {
-        "fifo" => measure(|| ours(Builder::new().fifo(), THREADS), workload, samples),
-        "fifo-ct" => measure(|| ours(Builder::new().fifo(), 0), workload, samples),
-        "worksteal" => measure(
-            || ours(Builder::new().work_stealing(), THREADS),
-            workload,
-            samples,
-        ),
-        "priority" => measure(
-            || ours(Builder::new().priority_scheduler(), THREADS),
-            workload,
-            samples,
-        ),
-        "worksteal-nolifo" => measure(
+        "fifo" => sampler(|| ours(Builder::new().fifo(), THREADS), w),
+        "fifo-ct" => sampler(|| ours(Builder::new().fifo(), 0), w),
+        "worksteal" => sampler(|| ours(Builder::new().work_stealing(), THREADS), w),
+        "priority" => sampler(|| ours(Builder::new().priority_scheduler(), THREADS), w),
+        "worksteal-nolifo" => sampler(
             || {
                 ours(
                     Builder::new().work_stealing_with(
@@ -123,28 +115,67 @@ fn run_one(runtime: &str, workload: &str, samples: usize) -> Option<Vec<Sample>>
                     THREADS,
                 )
             },
-            workload,
-            samples,
+            w,
         ),
         // The watchdog off, to measure what it costs.
-        "worksteal-nowd" => measure(
+        "worksteal-nowd" => sampler(
             || ours(Builder::new().work_stealing().disable_watchdog(), THREADS),
-            workload,
-            samples,
+            w,
         ),
-        "fifo-ct-nowd" => measure(
-            || ours(Builder::new().fifo().disable_watchdog(), 0),
-            workload,
-            samples,
-        ),
-        "tokio-mt" => measure(tokio_mt, workload, samples),
-        "tokio-ct" => measure(tokio_ct, workload, samples),
-        "smol" => measure(|| Smol::new(THREADS), workload, samples),
-        "smol-ct" => measure(|| SmolCt, workload, samples),
-        "floor-mt" => measure(|| floor::FloorMt::new(THREADS), workload, samples),
-        "floor-ct" => measure(|| floor::FloorCt, workload, samples),
+        "fifo-ct-nowd" => sampler(|| ours(Builder::new().fifo().disable_watchdog(), 0), w),
+        "tokio-mt" => sampler(tokio_mt, w),
+        "tokio-ct" => sampler(tokio_ct, w),
+        "smol" => sampler(|| Smol::new(THREADS), w),
+        "smol-ct" => sampler(|| SmolCt, w),
+        "floor-mt" => sampler(|| floor::FloorMt::new(THREADS), w),
+        "floor-ct" => sampler(|| floor::FloorCt, w),
         other => unreachable!("unchecked runtime {other}"),
     }
+}
+
+/// `samples` samples of `workload` on each of `runtimes`, taken in rounds: each round takes
+/// one sample from every runtime, starting one runtime further along each time. A slow spell
+/// of a shared machine (seconds long here) then falls on every runtime's samples alike, rather
+/// than on a whole row of one runtime's, and the medians' ratios hold. Runtimes that cannot run
+/// the workload are left out.
+fn sample_in_rounds(
+    workload: &str,
+    runtimes: &[String],
+    samples: usize,
+) -> Vec<(String, Vec<Sample>)> {
+    let mut cells: Vec<(String, Option<Sampler>, Vec<Sample>)> = runtimes
+        .iter()
+        .map(|r| {
+            (
+                r.clone(),
+                sampler_of(r, workload),
+                Vec::with_capacity(samples),
+            )
+        })
+        .collect();
+    let n = cells.len();
+    for round in 0..samples {
+        for i in 0..n {
+            let (r, sampler, out) = &mut cells[(round + i) % n];
+            let Some(take) = sampler else { continue };
+            match take() {
+                Some(x) => out.push(x),
+                // A runtime made fresh per sample finds out at its first sample.
+                None if out.is_empty() => *sampler = None,
+                None => unreachable!("{workload} on {r}: ran before, not supported now"),
+            }
+        }
+    }
+    cells
+        .into_iter()
+        .filter_map(|(r, _, out)| {
+            if out.is_empty() {
+                eprintln!("{workload} on {r}: not supported");
+                return None;
+            }
+            Some((r, out))
+        })
+        .collect()
 }
 
 struct Args {
@@ -236,19 +267,18 @@ fn main() -> ExitCode {
         .expect("a thread that does nothing");
     let mut records = Vec::new();
     for w in &args.workloads {
-        for r in &args.runtimes {
-            let samples = if w == "idle_memory" {
-                args.samples.min(3)
-            } else if w.starts_with("latency") {
-                1 // each sample runs for BENCH_LATENCY_SECS (5 s)
-            } else {
-                args.samples
-            };
-            eprint!("{w} on {r}: ");
-            let Some(s) = run_one(r, w, samples) else {
-                eprintln!("not supported");
-                continue;
-            };
+        let samples = if w == "idle_memory" {
+            args.samples.min(3)
+        } else if w.starts_with("latency") {
+            1 // each sample runs for BENCH_LATENCY_SECS (5 s)
+        } else {
+            args.samples
+        };
+        eprintln!(
+            "{w}: {samples} rounds over {} runtimes",
+            args.runtimes.len()
+        );
+        for (r, s) in sample_in_rounds(w, &args.runtimes, samples) {
             let mut extra: Vec<(&'static str, f64)> = Vec::new();
             if let Some(first) = s.first() {
                 for (i, (k, _)) in first.extra.iter().enumerate() {
@@ -259,11 +289,11 @@ fn main() -> ExitCode {
             }
             let rec = Record {
                 workload: w.clone(),
-                runtime: r.clone(),
+                runtime: r,
                 samples: s.into_iter().map(|x| x.elapsed).collect(),
                 extra,
             };
-            eprintln!("median {:?}", rec.median());
+            eprintln!("  {}: median {:?}", rec.runtime, rec.median());
             records.push(rec);
         }
     }
