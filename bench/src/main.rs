@@ -7,9 +7,9 @@
 //! ```
 //!
 //! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread). A
-//! workload's samples are taken in rounds, one sample of every runtime per round (see
-//! [`sample_in_rounds`]), each runtime warmed up by one unrecorded sample first. Progress goes
-//! to stderr; the table to stdout.
+//! workload's samples are taken in rounds, one sample of every runtime per round, each right
+//! after an unrecorded warm-up run on the same runtime (see [`sample_in_rounds`]). Progress
+//! goes to stderr; the table to stdout.
 
 mod alloc;
 mod exec;
@@ -82,23 +82,28 @@ fn tokio_ct() -> Tokio {
     )
 }
 
-/// Takes one sample of a workload on one runtime per call; `None` if the runtime cannot run it.
+/// Takes one sample of a workload on one runtime per call; `None` if the runtime cannot run it
+/// (known at the first call).
 type Sampler = Box<dyn FnMut() -> Option<Sample>>;
 
-/// The sampler of `workload` on the runtime `make` builds: one runtime, warmed up by a first
-/// unrecorded sample, for all of its samples, or a fresh runtime per sample for the workloads
-/// that need one. `None` if the runtime cannot run the workload.
-fn sampler<E: Exec + 'static>(make: impl Fn() -> E + 'static, workload: &str) -> Option<Sampler> {
+/// The sampler of `workload` on the runtime `make` builds: a fresh runtime per sample for the
+/// workloads that need one; otherwise one runtime for all samples, each sample taken right
+/// after an unrecorded one. In rounds the runtime sat idle while the others ran, its workers
+/// parked and its memory out of cache; the warm-up makes each sample what it was when a
+/// runtime's samples ran back to back: the workload in a steady state, not a wake-up.
+fn sampler<E: Exec + 'static>(make: impl Fn() -> E + 'static, workload: &str) -> Sampler {
     let w = workload.to_string();
     if workloads::fresh_runtime_per_sample(workload) {
-        return Some(Box::new(move || workloads::run(&make(), &w)));
+        return Box::new(move || workloads::run(&make(), &w));
     }
     let e = make();
-    workloads::run(&e, workload)?;
-    Some(Box::new(move || workloads::run(&e, &w)))
+    Box::new(move || {
+        workloads::run(&e, &w)?;
+        workloads::run(&e, &w)
+    })
 }
 
-fn sampler_of(runtime: &str, workload: &str) -> Option<Sampler> {
+fn sampler_of(runtime: &str, workload: &str) -> Sampler {
     let w = workload;
     match runtime {
         "fifo" => sampler(|| ours(Builder::new().fifo(), THREADS), w),
@@ -134,7 +139,8 @@ fn sampler_of(runtime: &str, workload: &str) -> Option<Sampler> {
 }
 
 /// `samples` samples of `workload` on each of `runtimes`, taken in rounds: each round takes
-/// one sample from every runtime, starting one runtime further along each time. A slow spell
+/// one sample from every runtime (after its warm-up: see [`sampler`]), starting one runtime
+/// further along each time. A slow spell
 /// of a shared machine (seconds long here) then falls on every runtime's samples alike, rather
 /// than on a whole row of one runtime's, and the medians' ratios hold. Runtimes that cannot run
 /// the workload are left out.
@@ -148,7 +154,7 @@ fn sample_in_rounds(
         .map(|r| {
             (
                 r.clone(),
-                sampler_of(r, workload),
+                Some(sampler_of(r, workload)),
                 Vec::with_capacity(samples),
             )
         })
@@ -160,7 +166,7 @@ fn sample_in_rounds(
             let Some(take) = sampler else { continue };
             match take() {
                 Some(x) => out.push(x),
-                // A runtime made fresh per sample finds out at its first sample.
+                // Not supported (the first sample says so).
                 None if out.is_empty() => *sampler = None,
                 None => unreachable!("{workload} on {r}: ran before, not supported now"),
             }
