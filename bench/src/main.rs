@@ -140,10 +140,9 @@ fn sampler_of(runtime: &str, workload: &str) -> Sampler {
 
 /// `samples` samples of `workload` on each of `runtimes`, taken in rounds: each round takes
 /// one sample from every runtime (after its warm-up: see [`sampler`]), starting one runtime
-/// further along each time. A slow spell
-/// of a shared machine (seconds long here) then falls on every runtime's samples alike, rather
-/// than on a whole row of one runtime's, and the medians' ratios hold. Runtimes that cannot run
-/// the workload are left out.
+/// further along each time. A slow spell of a shared machine (seconds long here) then falls on
+/// every runtime's samples alike, rather than on a whole row of one runtime's, and the medians'
+/// ratios hold. Runtimes that cannot run the workload are left out.
 fn sample_in_rounds(
     workload: &str,
     runtimes: &[String],
