@@ -84,12 +84,10 @@ impl Service {
             if self.since_read < self.every {
                 return false;
             }
-            // Nothing to look for (no I/O watched, no timer): two loads, still no call. This
-            // is every poll of a busy worker in a program without sockets and timers, since
-            // `every` stays where it was while no clock is read.
-            if self.quiet() {
-                self.since_read = 0;
-                self.last_read = None;
+            // Two loads, still no call: this is every poll of a busy worker in a program
+            // without sockets and timers, since `every` stays where it was while no clock is
+            // read.
+            if self.rest_if_quiet() {
                 return false;
             }
         }
@@ -97,13 +95,19 @@ impl Service {
     }
 
     /// Whether the driver says that nothing can be ready: it watches no I/O and holds no
-    /// timer (`false` if it does not publish both).
+    /// timer (`false` if it does not publish both). Then there is no clock to read either,
+    /// and the next read opens a new window.
     #[inline(always)]
-    fn quiet(&self) -> bool {
-        match (&self.hint, &self.io) {
+    fn rest_if_quiet(&mut self) -> bool {
+        let quiet = match (&self.hint, &self.io) {
             (Some(hint), Some(io)) => !io.is_watching() && !hint.has_timer(),
             _ => false,
+        };
+        if quiet {
+            self.since_read = 0;
+            self.last_read = None;
         }
+        quiet
     }
 
     #[inline(never)]
@@ -118,16 +122,13 @@ impl Service {
                 return true;
             }
         }
+        if self.rest_if_quiet() {
+            return false;
+        }
         let Some(hint) = &self.hint else {
             self.since_read = 0;
             return false; // no driver: nothing to service
         };
-        if !io && !hint.has_timer() {
-            // Nothing to look for, so no clock to read; the next read opens a new window.
-            self.since_read = 0;
-            self.last_read = None;
-            return false;
-        }
         let now = match now {
             Some(now) => now,
             None if self.since_read >= self.every => Instant::now(),
