@@ -2,8 +2,9 @@
 //!
 //! A task that waits on a future that never completes is referenced only by wakers that nobody
 //! calls; without this registry it could never be cancelled, and its future would never be
-//! dropped. Each live task has one entry (its waker and its metadata pointer, 24 bytes) in one of
-//! a few sharded slabs (at most 64); the entry goes when the task's future is dropped.
+//! dropped. Each live task has one entry (a counted reference to its cell, which reaches its
+//! metadata too) in one of a few sharded slabs (at most 64); the entry goes when the task's
+//! future is dropped.
 //!
 //! # Ground rules
 //!
@@ -14,18 +15,16 @@
 //!   for good (no insert follows it). So a key never names another task's entry when its task
 //!   removes it. `wake` (for `abort`) may race with the task's completion and wake a newer task
 //!   that reused the slot: a spurious wake-up, which every future tolerates.
-//! - Wakers are called outside the lock: waking a task at shutdown drops its future, whose
+//! - Tasks are woken outside the lock: waking a task at shutdown drops its future, whose
 //!   destructor removes its entry.
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Waker;
 
 use slab::Slab;
 
-use std::num::NonZeroU32;
-use std::ptr::NonNull;
-
+use crate::cell::TaskRef;
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::{TaskId, TaskMeta};
 
@@ -59,29 +58,8 @@ impl ActiveKey {
     }
 }
 
-/// A live task's entry: its waker, and its metadata for [`Active::for_each`] (24 bytes in the
-/// slab: the waker's non-null vtable pointer holds the slab's vacant marker).
-pub(crate) struct Entry {
-    waker: Waker,
-    meta: NonNull<TaskMeta>,
-}
-
-// SAFETY: `meta` points into the task's allocation, which the entry's own `waker` keeps alive;
-// it is only dereferenced (as a shared reference: `TaskMeta` is `Sync`) under the shard lock,
-// while the entry is in the slab.
-unsafe impl Send for Entry {}
-
-impl Entry {
-    pub(crate) fn new(waker: Waker, meta: &TaskMeta) -> Entry {
-        Entry {
-            waker,
-            meta: NonNull::from(meta),
-        }
-    }
-}
-
 /// One shard: an entry for each live task.
-type Shard = Mutex<Slab<Entry>>;
+type Shard = Mutex<Slab<TaskRef>>;
 
 pub(crate) struct Active {
     shards: Box<[Shard]>,
@@ -104,13 +82,13 @@ impl Active {
         }
     }
 
-    /// Reserves an entry for task `id` and fills it with the waker that `make` returns, unless
-    /// the runtime is `closed`. `make` runs under the shard lock and gets the key.
+    /// Reserves an entry for task `id` and fills it with the reference that `make` returns,
+    /// unless the runtime is `closed`. `make` runs under the shard lock and gets the key.
     pub(crate) fn insert<R>(
         &self,
         id: TaskId,
         closed: &AtomicBool,
-        make: impl FnOnce(Option<ActiveKey>) -> (R, Option<Entry>),
+        make: impl FnOnce(Option<ActiveKey>) -> (R, Option<TaskRef>),
     ) -> R {
         let home = id.as_u64() as usize & self.mask;
         let mut shard = home;
@@ -141,11 +119,11 @@ impl Active {
     }
 
     /// Removes a task's entry, if it is still there (the shutdown drain may have taken it), and
-    /// marks the task ended under the lock (see [`Active::waker_of`]).
+    /// marks the task ended under the lock (see [`Active::task_of`]).
     pub(crate) fn remove(&self, key: ActiveKey, meta: &TaskMeta) {
         let mut slab = lock(&self.shards[key.shard()]);
         meta.set_ended();
-        let waker = slab.try_remove(key.index());
+        let task = slab.try_remove(key.index());
         if slab.is_empty() {
             // Reset, so that the next burst of spawns fills the slab front to back instead of
             // following a free list scattered by the order in which the tasks ended (see the
@@ -153,28 +131,26 @@ impl Active {
             slab.clear();
         }
         drop(slab);
-        drop(waker);
+        drop(task);
     }
 
     /// Wakes the task of `key`, if its entry is still there.
     pub(crate) fn wake(&self, key: ActiveKey) {
-        let waker = lock(&self.shards[key.shard()])
-            .get(key.index())
-            .map(|e| e.waker.clone());
-        if let Some(w) = waker {
-            w.wake();
+        let task = lock(&self.shards[key.shard()]).get(key.index()).cloned();
+        if let Some(t) = task {
+            t.wake();
         }
     }
 
-    /// The waker of the task whose entry is `key`, if the task has not ended. Its entry is
+    /// A reference to the task whose entry is `key`, if the task has not ended. Its entry is
     /// removed, and `ended` set, under the shard lock; so under the lock, a task not ended still
     /// owns its slot (no other task's entry is there).
-    pub(crate) fn waker_of(&self, key: ActiveKey, meta: &TaskMeta) -> Option<Waker> {
+    pub(crate) fn task_of(&self, key: ActiveKey, meta: &TaskMeta) -> Option<TaskRef> {
         let slab = lock(&self.shards[key.shard()]);
         if meta.is_ended() {
             return None;
         }
-        slab.get(key.index()).map(|e| e.waker.clone())
+        slab.get(key.index()).cloned()
     }
 
     /// Calls `f` with the metadata of the live task `id`, if there is one (a scan of its shard,
@@ -184,13 +160,9 @@ impl Active {
         let home = id.as_u64() as usize & self.mask;
         for i in 0..self.shards.len() {
             let slab = lock(&self.shards[(home + i) & self.mask]);
-            let found = slab.iter().find(|(_, e)| {
-                // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
-                unsafe { e.meta.as_ref() }.id() == id
-            });
-            if let Some((_, entry)) = found {
-                // SAFETY: as above.
-                return Some(f(unsafe { entry.meta.as_ref() }));
+            let found = slab.iter().find(|(_, t)| t.metadata().id() == id);
+            if let Some((_, task)) = found {
+                return Some(f(task.metadata()));
             }
         }
         None
@@ -201,19 +173,18 @@ impl Active {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta)) {
         for shard in self.shards.iter() {
             let slab = lock(shard);
-            for (_, entry) in slab.iter() {
-                // SAFETY: see `Entry`: the entry is in the slab and we hold the shard's lock.
-                f(unsafe { entry.meta.as_ref() });
+            for (_, task) in slab.iter() {
+                f(task.metadata());
             }
         }
     }
 
-    /// Shutdown: takes every entry out and returns the wakers.
-    pub(crate) fn drain(&self) -> Vec<Waker> {
+    /// Shutdown: takes every entry out and returns the tasks.
+    pub(crate) fn drain(&self) -> Vec<TaskRef> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             let mut slab = lock(shard);
-            out.extend(slab.drain().map(|e| e.waker));
+            out.extend(slab.drain());
             slab.shrink_to_fit();
         }
         out
@@ -227,11 +198,16 @@ impl Active {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Waker;
 
-    fn insert(active: &Active, meta: &TaskMeta, closed: &AtomicBool) -> Option<ActiveKey> {
-        active.insert(meta.id(), closed, |key| {
-            (key, key.map(|_| Entry::new(Waker::noop().clone(), meta)))
+    /// A reference to a task of no runtime (cancelled at once: only its cell matters here).
+    fn task() -> TaskRef {
+        let (runnable, _) = crate::pool_task(async {}, |_| {}, None);
+        TaskRef::new(&runnable)
+    }
+
+    fn insert(active: &Active, task: &TaskRef, closed: &AtomicBool) -> Option<ActiveKey> {
+        active.insert(task.metadata().id(), closed, |key| {
+            (key, key.map(|_| task.clone()))
         })
     }
 
@@ -251,24 +227,24 @@ mod tests {
         let active = Active::with_limit(1, 1000);
         let closed = AtomicBool::new(false);
         let shard_of = |m: &TaskMeta| m.id().as_u64() as usize & active.mask;
-        let metas: Vec<TaskMeta> = (0..400)
-            .map(|_| TaskMeta::default())
-            .filter(|m| shard_of(m) == 0)
+        let tasks: Vec<TaskRef> = (0..400)
+            .map(|_| task())
+            .filter(|t| shard_of(t.metadata()) == 0)
             .collect();
         let fill = || -> Vec<usize> {
-            (metas.iter())
-                .map(|m| insert(&active, m, &closed).unwrap().index())
+            (tasks.iter())
+                .map(|t| insert(&active, t, &closed).unwrap().index())
                 .collect()
         };
         let first = fill();
-        assert_eq!(first, (0..metas.len()).collect::<Vec<_>>());
+        assert_eq!(first, (0..tasks.len()).collect::<Vec<_>>());
         // Tasks end in another order than they started (odd ones first, then even ones)...
         let order = (1..first.len())
             .step_by(2)
             .chain((0..first.len()).step_by(2));
         for i in order {
             let key = ActiveKey::new(0, first[i]);
-            active.remove(key, &metas[i]);
+            active.remove(key, tasks[i].metadata());
         }
         // ... and the next burst still takes the slots in order, not that order reversed.
         assert_eq!(fill(), first);
@@ -279,19 +255,20 @@ mod tests {
         // One worker: 4 shards of 3 entries each.
         let active = Active::with_limit(1, 2);
         let closed = AtomicBool::new(false);
-        let metas: Vec<TaskMeta> = (0..12).map(|_| TaskMeta::default()).collect();
-        let keys: Vec<ActiveKey> = metas
+        let tasks: Vec<TaskRef> = (0..12).map(|_| task()).collect();
+        let keys: Vec<ActiveKey> = tasks
             .iter()
-            .map(|m| insert(&active, m, &closed).expect("room for 12"))
+            .map(|t| insert(&active, t, &closed).expect("room for 12"))
             .collect();
         assert_eq!(active.len(), 12);
-        for (meta, key) in metas.iter().zip(&keys) {
+        for (task, key) in tasks.iter().zip(&keys) {
+            let meta = task.metadata();
             assert!(key.index() <= 2);
             // Found wherever it went, with its own metadata.
             assert_eq!(active.find(meta.id(), TaskMeta::id), Some(meta.id()));
-            assert!(active.waker_of(*key, meta).is_some());
+            assert!(active.task_of(*key, meta).is_some());
         }
-        let extra = TaskMeta::default();
+        let extra = task();
         let full = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             insert(&active, &extra, &closed)
         }))
@@ -299,9 +276,9 @@ mod tests {
         let msg = full.downcast_ref::<String>().expect("a formatted message");
         assert!(msg.contains("12 live tasks"), "{msg}");
         // A removed entry makes room again, and its task counts as ended.
-        active.remove(keys[3], &metas[3]);
-        assert!(metas[3].is_ended());
-        assert!(active.waker_of(keys[3], &metas[3]).is_none());
+        active.remove(keys[3], tasks[3].metadata());
+        assert!(tasks[3].metadata().is_ended());
+        assert!(active.task_of(keys[3], tasks[3].metadata()).is_none());
         assert!(insert(&active, &extra, &closed).is_some());
         assert_eq!(active.drain().len(), 12);
     }

@@ -6,8 +6,8 @@
 //!   around each poll (console's poll counts and busy time), closed when the task's future is
 //!   dropped (console's "completed").
 //! - A `runtime::waker` event with `op = "waker.wake"` and `task.id` (the span's id) each time
-//!   the task is woken: async-task's wakers are not ours, so their clones and drops are not
-//!   reported (console shows wakes, not waker counts).
+//!   the task is woken. Waker clones and drops are not reported (console shows wakes, not
+//!   waker counts): they are the task cell's hottest operations.
 //!
 //! Without a subscriber that wants them, a span is a disabled `Span` and nothing is recorded;
 //! with the feature off, none of this is compiled.

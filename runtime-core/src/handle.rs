@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::active::Entry;
+use crate::cell::{self, JoinCell, Schedule, TaskRef};
 use crate::config::SpawnOptions;
 use crate::context::{self, EnterGuard};
 use crate::metrics::{RuntimeMetrics, bump};
@@ -16,7 +16,7 @@ use crate::task::{JoinError, JoinHandle, Priority, Runnable, TaskFuture, TaskId,
 
 /// Creates a task that belongs to no runtime, for pools that run tasks on threads of their own
 /// (the blocking pool, the rayon bridge): `schedule` receives the runnable whenever the task must run, and
-/// whoever holds it calls [`Runnable::run`](async_task::Runnable::run). The task gets the same
+/// whoever holds it calls [`Runnable::run`]. The task gets the same
 /// harness as any other: a panic reaches the [`JoinHandle`] as a `JoinError`, dropping the
 /// runnable cancels the task, and the handle can be awaited from any runtime.
 ///
@@ -44,11 +44,12 @@ where
         None,
         std::panic::Location::caller(),
     );
-    // The future borrows only the task's metadata, which async-task keeps alive for as long as
-    // the future; the future, its output and `schedule` are `Send + 'static` (and `Sync`).
+    // The future borrows only the task's metadata, which the cell keeps alive for as long as
+    // the future; the future and its output are `Send + 'static`.
     // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
     let (runnable, task) = unsafe {
-        async_task::Builder::new().metadata(meta).spawn_unchecked(
+        cell::spawn_unchecked(
+            meta,
             move |meta: &TaskMeta| TaskFuture::new(meta, future),
             schedule,
         )
@@ -56,9 +57,18 @@ where
     (runnable, JoinHandle::new(task))
 }
 
-/// The schedule function of every task (zero-sized: the runtime is found in the metadata).
-fn schedule_fn(task: Runnable, info: async_task::ScheduleInfo) {
-    let reason = if info.woken_while_running {
+/// The schedule function of every runtime task (zero-sized: the runtime is found in the
+/// metadata).
+struct ToRuntime;
+
+impl Schedule for ToRuntime {
+    fn schedule(&self, task: Runnable, woken_while_running: bool) {
+        schedule_fn(task, woken_while_running)
+    }
+}
+
+fn schedule_fn(task: Runnable, woken_while_running: bool) {
+    let reason = if woken_while_running {
         ScheduleReason::Yield
     } else {
         ScheduleReason::Wake
@@ -129,15 +139,15 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let started = self.start_task(options, false, |meta| {
-            // The future borrows only the task's metadata, which async-task keeps alive for as
-            // long as the future (the crate's documented use of `spawn_unchecked`); otherwise the
-            // future and its output are `Send + 'static` and the schedule function is
-            // `Send + Sync + 'static`, so the runnable and its wakers may go to any thread.
+            // The future borrows only the task's metadata, which the cell keeps alive for as
+            // long as the future; otherwise the future and its output are `Send + 'static`, so
+            // the runnable and its wakers may go to any thread.
             // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             unsafe {
-                async_task::Builder::new().metadata(meta).spawn_unchecked(
+                cell::spawn_unchecked(
+                    meta,
                     move |meta: &TaskMeta| TaskFuture::new(meta, future),
-                    async_task::WithInfo(schedule_fn),
+                    ToRuntime,
                 )
             }
         });
@@ -159,7 +169,7 @@ impl Handle {
         &self,
         options: SpawnOptions,
         local: bool,
-        make: impl FnOnce(TaskMeta) -> (Runnable, async_task::Task<Result<T, JoinError>, TaskMeta>),
+        make: impl FnOnce(TaskMeta) -> (Runnable, JoinCell<Result<T, JoinError>>),
     ) -> (Option<Runnable>, JoinHandle<T>) {
         let shared = &self.shared;
         let location = std::panic::Location::caller();
@@ -176,7 +186,7 @@ impl Handle {
                 meta.set_local();
             }
             let (runnable, task) = make(meta);
-            let entry = key.map(|_| Entry::new(runnable.waker(), runnable.metadata()));
+            let entry = key.map(|_| TaskRef::new(&runnable));
             ((runnable, task), entry)
         });
         let handle = JoinHandle::new(task);

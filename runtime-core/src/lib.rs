@@ -1,7 +1,7 @@
 //! The core of a runtime whose scheduling policy is a plug-in.
 //!
-//! This crate owns everything that does not depend on the policy: the task harness (on
-//! `async-task`), the worker loop, the idle/park protocol and the [`Driver`] hook through which
+//! This crate owns everything that does not depend on the policy: the task harness (its own
+//! task cell: one allocation per task), the worker loop, the idle/park protocol and the [`Driver`] hook through which
 //! an I/O and timer driver parks idle workers, the thread-local runtime context, the cooperative
 //! budget, counters and shutdown. A policy implements [`Scheduler`]: it only stores runnable
 //! tasks and says which one a worker runs next.
@@ -109,6 +109,7 @@
 mod active;
 mod basic;
 mod block_on;
+mod cell;
 mod config;
 #[cfg(feature = "console")]
 mod console;
@@ -133,7 +134,6 @@ mod task;
 mod watchdog;
 mod worker;
 
-pub use async_task;
 pub use basic::BasicFifo;
 pub use config::{Config, Extensions, SpawnOptions};
 pub use context::{EnterGuard, GUARDS_OUT_OF_ORDER, NESTED_BLOCK_ON, NoRuntime};

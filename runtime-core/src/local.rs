@@ -140,13 +140,16 @@ impl LocalTasks {
     {
         let queue = self.queue.clone();
         let (runnable, join) = handle.start_task(options, true, |meta| {
-            // The future borrows only the task's metadata, which async-task keeps alive as long
+            // The future borrows only the task's metadata, which the cell keeps alive as long
             // as the future. The future is not `Send`: its runnable is run and dropped only on
-            // this thread (module docs, ground rules); the schedule function is
-            // `Send + Sync + 'static` (an `Arc` of the queue), so wakers may go anywhere.
+            // this thread (module docs, ground rules), and so is its future, since the
+            // registry's reference keeps the cell until the future is gone. The schedule
+            // function is `Send + Sync + 'static` (an `Arc` of the queue), so wakers may go
+            // anywhere.
             // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             unsafe {
-                async_task::Builder::new().metadata(meta).spawn_unchecked(
+                crate::cell::spawn_unchecked(
+                    meta,
                     move |meta: &TaskMeta| TaskFuture::new(meta, future),
                     move |task| queue.schedule(task),
                 )

@@ -24,7 +24,7 @@
 //!    state back in the slot. A task can thus not be stranded in a queue that nobody will
 //!    read again.
 //!
-//! Each future is dropped exactly once: async-task guarantees it, and the tests count drops.
+//! Each future is dropped exactly once: the task cell guarantees it, and the tests count drops.
 
 use std::fmt;
 use std::future::Future;
@@ -302,8 +302,8 @@ impl Runtime {
             }
         }
         shared.drain_stopped();
-        for waker in shared.active.drain() {
-            waker.wake();
+        for task in shared.active.drain() {
+            task.wake();
         }
         shared.drain_stopped();
     }

@@ -11,15 +11,14 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::active::ActiveKey;
+use crate::cell::{JoinCell, TaskRef};
 use crate::shared::Shared;
 
-/// A runnable task, as a scheduler stores it. Running it ([`async_task::Runnable::run`]) polls
-/// the task's future once; core does that, a scheduler only queues it.
-pub type Runnable = async_task::Runnable<TaskMeta>;
+pub use crate::cell::Runnable;
 
 /// How many ids a thread takes from the process-wide counter at a time (see [`TaskId::next`]).
 const ID_BLOCK: u64 = 1024;
@@ -95,7 +94,7 @@ impl Default for Priority {
 }
 
 /// What the runtime knows about a task, readable by a scheduler through
-/// [`Runnable::metadata`](async_task::Runnable::metadata).
+/// [`Runnable::metadata`].
 ///
 /// It lives in every task's header, so it is kept to six words: the fields are ordered so that
 /// nothing is padding, and the task's flags share one byte.
@@ -104,9 +103,8 @@ pub struct TaskMeta {
     /// Where the task was spawned and, if it has one, its name: one word (see [`Label`]).
     label: Label,
     /// The runtime that spawned the task (`None` for metadata made with `Default`, outside
-    /// any runtime). Kept here rather than in the schedule function so that the schedule
-    /// function is zero-sized: async-task then skips the guard waker it otherwise takes on
-    /// every schedule.
+    /// any runtime). Kept here rather than in the schedule function, so that the schedule
+    /// function of every runtime task is one zero-sized type.
     pub(crate) shared: Option<Arc<Shared>>,
     /// The task's entry in its runtime's registry (`None` outside a runtime, or when the
     /// runtime was already closed at spawn).
@@ -320,7 +318,7 @@ impl TaskMeta {
     }
 
     /// Sets `flag` ([`ENDED`] or [`FUTURE_GONE`]). Only the thread that owns the task's future
-    /// (polling or dropping it: async-task hands the future from one such thread to the next
+    /// (polling or dropping it: the task cell hands the future from one such thread to the next
     /// with a happens-before edge) writes the flags once the task is spawned, so a load and a
     /// store cannot lose another writer's bit.
     #[inline]
@@ -433,8 +431,8 @@ impl TaskMeta {
     }
 }
 
-/// Metadata with a fresh id, no name and the default priority: for testing a scheduler outside
-/// a runtime, with runnables made by `async_task::Builder::new().metadata(TaskMeta::default())`.
+/// Metadata with a fresh id, no name and the default priority, as the tasks of
+/// [`pool_task`](crate::pool_task) have: for testing a scheduler outside a runtime.
 impl Default for TaskMeta {
     #[track_caller]
     fn default() -> Self {
@@ -576,29 +574,16 @@ impl From<JoinError> for std::io::Error {
 /// panicked or was cancelled; dropping it detaches the task, which keeps running;
 /// [`abort`](Self::abort) cancels it.
 pub struct JoinHandle<T> {
-    task: Option<async_task::FallibleTask<Result<T, JoinError>, TaskMeta>>,
-    /// The task's metadata, which lives in the task's allocation; only read while `task` is
-    /// `Some` (`FallibleTask` has no accessor for it).
-    meta: NonNull<TaskMeta>,
+    /// `None` once the output has been returned.
+    task: Option<JoinCell<Result<T, JoinError>>>,
     id: TaskId,
 }
 
-// SAFETY: the only field that is not automatically `Send`/`Sync` is `meta`, a pointer to a
-// `TaskMeta` (which is `Send + Sync`: atomics and an immutable name) that is read only through
-// `&self` while `task` keeps the allocation alive. Everything else is `Send` when `T: Send`.
-unsafe impl<T: Send> Send for JoinHandle<T> {}
-// SAFETY: as above; `&JoinHandle` gives access only to `TaskMeta` (Sync) and
-// `FallibleTask::is_finished`, which only reads atomics.
-unsafe impl<T: Send> Sync for JoinHandle<T> {}
-
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: async_task::Task<Result<T, JoinError>, TaskMeta>) -> JoinHandle<T> {
-        let id = task.metadata().id;
-        let meta = NonNull::from(task.metadata());
+    pub(crate) fn new(task: JoinCell<Result<T, JoinError>>) -> JoinHandle<T> {
         JoinHandle {
-            task: Some(task.fallible()),
-            meta,
-            id,
+            id: task.metadata().id,
+            task: Some(task),
         }
     }
 
@@ -606,7 +591,8 @@ impl<T> JoinHandle<T> {
     /// worker would poll it (right away if it is waiting), and awaiting this handle gives a
     /// cancelled [`JoinError`]. A task that already finished keeps its output.
     pub fn abort(&self) {
-        if let (Some(task), Some(meta)) = (&self.task, self.metadata()) {
+        if let Some(task) = &self.task {
+            let meta = task.metadata();
             if !task.is_finished() {
                 meta.set_aborted();
                 // Wake it through the registry, so that it is polled and sees the flag.
@@ -620,15 +606,11 @@ impl<T> JoinHandle<T> {
     /// A handle that can abort the task without owning this one (for a task of a runtime;
     /// for one of the blocking pool or the rayon bridge, it does nothing).
     pub fn abort_handle(&self) -> AbortHandle {
-        let waker = self.metadata().and_then(|meta| {
+        let task = self.metadata().and_then(|meta| {
             meta.owner()
-                .and_then(|(s, key)| s.active.waker_of(key, meta))
+                .and_then(|(s, key)| s.active.task_of(key, meta))
         });
-        AbortHandle {
-            id: self.id,
-            waker,
-            meta: self.meta,
-        }
+        AbortHandle { id: self.id, task }
     }
 
     /// Changes the task's priority; it applies from the task's next scheduling (a task already
@@ -651,9 +633,7 @@ impl<T> JoinHandle<T> {
 
     /// The task's metadata (name, priority), while the handle is still awaitable.
     pub fn metadata(&self) -> Option<&TaskMeta> {
-        // SAFETY: `task` holds a reference to the task, so its allocation, where the metadata
-        // lives, is not freed while it is `Some`; the borrow is tied to `&self`.
-        self.task.as_ref().map(|_| unsafe { self.meta.as_ref() })
+        self.task.as_ref().map(JoinCell::metadata)
     }
 }
 
@@ -675,30 +655,22 @@ impl<T> JoinHandle<T> {
 #[derive(Clone)]
 pub struct AbortHandle {
     id: TaskId,
-    /// The task's waker: it keeps the task's allocation (and so its metadata) alive. `None`
-    /// when the task had already ended, or belongs to no runtime.
-    waker: Option<Waker>,
-    meta: NonNull<TaskMeta>,
+    /// A reference to the task (it keeps the task's allocation, and so its metadata, alive).
+    /// `None` when the task had already ended, or belongs to no runtime.
+    task: Option<TaskRef>,
 }
-
-// SAFETY: `meta` is read only while `waker` (a reference count on the task's allocation, where
-// the metadata lives) is held; `TaskMeta` is `Send + Sync`, and so is a `Waker`.
-unsafe impl Send for AbortHandle {}
-// SAFETY: as above; `&AbortHandle` only reads atomics in the metadata.
-unsafe impl Sync for AbortHandle {}
 
 impl AbortHandle {
     fn meta(&self) -> Option<&TaskMeta> {
-        // SAFETY: `waker` keeps the task's allocation alive (see the field).
-        self.waker.as_ref().map(|_| unsafe { self.meta.as_ref() })
+        self.task.as_ref().map(TaskRef::metadata)
     }
 
     /// Cancels the task, as [`JoinHandle::abort`] does.
     pub fn abort(&self) {
-        if let (Some(meta), Some(waker)) = (self.meta(), &self.waker) {
-            if !meta.is_ended() {
-                meta.set_aborted();
-                waker.wake_by_ref();
+        if let Some(task) = &self.task {
+            if !task.metadata().is_ended() {
+                task.metadata().set_aborted();
+                task.wake();
             }
         }
     }
@@ -732,17 +704,9 @@ impl<T> Future for JoinHandle<T> {
             panic!("JoinHandle polled after it returned its result");
         };
         std::task::ready!(crate::coop::poll_proceed(cx));
-        let out = std::task::ready!(Pin::new(task).poll(cx));
+        let out = std::task::ready!(task.poll_join(cx));
         self.task = None;
         Poll::Ready(out.unwrap_or_else(|| Err(JoinError::cancelled(id))))
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.detach();
-        }
     }
 }
 

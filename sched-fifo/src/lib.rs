@@ -326,12 +326,10 @@ impl Scheduler for Fifo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runtime_core::{ScheduleReason, TaskMeta, async_task};
+    use runtime_core::{JoinHandle, ScheduleReason};
 
-    fn task() -> (Runnable, async_task::Task<(), TaskMeta>) {
-        async_task::Builder::new()
-            .metadata(TaskMeta::default())
-            .spawn(|_| async {}, |_| {})
+    fn task() -> (Runnable, JoinHandle<()>) {
+        runtime_core::pool_task(async {}, |_| {}, None)
     }
 
     /// With one worker, a task from the inbox precedes a task the worker schedules later, and

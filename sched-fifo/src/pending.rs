@@ -197,12 +197,10 @@ impl Drop for Pending {
 #[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
-    use runtime_core::{TaskId, TaskMeta, async_task};
+    use runtime_core::{JoinHandle, TaskId};
 
-    fn task() -> (Runnable, async_task::Task<(), TaskMeta>) {
-        async_task::Builder::new()
-            .metadata(TaskMeta::default())
-            .spawn(|_| async {}, |_| {})
+    fn task() -> (Runnable, JoinHandle<()>) {
+        runtime_core::pool_task(async {}, |_| {}, None)
     }
 
     fn ids(tasks: &[Runnable]) -> Vec<TaskId> {
@@ -251,8 +249,8 @@ mod tests {
         // The ring dropped its tasks: theirs are cancelled.
         let cancelled = handles
             .drain(pushed.len()..)
-            .map(|h| futures_lite::future::block_on(h.fallible()))
-            .filter(Option::is_none)
+            .map(futures_lite::future::block_on)
+            .filter(|out| out.as_ref().is_err_and(|e| e.is_cancelled()))
             .count();
         assert_eq!(cancelled, CAPACITY);
     }
@@ -262,7 +260,7 @@ mod tests {
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;
-    use runtime_core::{TaskId, TaskMeta, async_task};
+    use runtime_core::TaskId;
 
     /// The owner pushes two (a full ring), takes all and pushes a third into a reused slot while
     /// a thief steals twice. Each taker records the ids it got and forgets the tasks (so a double take
@@ -272,11 +270,7 @@ mod loom_tests {
         loom::model(|| {
             let ring = Arc::new(Pending::new());
             let tasks: Vec<_> = (0..3)
-                .map(|_| {
-                    async_task::Builder::new()
-                        .metadata(TaskMeta::default())
-                        .spawn(|_| async {}, |_| {})
-                })
+                .map(|_| runtime_core::pool_task(async {}, |_| {}, None))
                 .collect();
             let order: Vec<TaskId> = tasks.iter().map(|(r, _)| r.metadata().id()).collect();
             let (runnables, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();

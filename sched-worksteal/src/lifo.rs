@@ -61,13 +61,8 @@ impl Drop for LifoSlot {
 #[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
-    use runtime_core::async_task;
-
-    fn task() -> (Runnable, async_task::Task<(), runtime_core::TaskMeta>) {
-        let (r, t) = async_task::Builder::new()
-            .metadata(runtime_core::TaskMeta::default())
-            .spawn(|_| async {}, |_| {});
-        (r, t)
+    fn task() -> (Runnable, runtime_core::JoinHandle<()>) {
+        runtime_core::pool_task(async {}, |_| {}, None)
     }
 
     #[test]
@@ -91,7 +86,7 @@ mod tests {
         slot.put(a);
         drop(slot);
         // The runnable was dropped: the task is cancelled.
-        assert!(futures_lite::future::block_on(t.fallible()).is_none());
+        assert!(futures_lite::future::block_on(t).is_err_and(|e| e.is_cancelled()));
     }
 }
 
@@ -99,8 +94,6 @@ mod tests {
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;
-    use runtime_core::async_task;
-
     /// The owner puts two tasks and takes; a thief takes concurrently. Every task comes out
     /// exactly once (a double take would be a double free, a lost one a leak, both of which
     /// the final count catches).
@@ -108,12 +101,8 @@ mod loom_tests {
     fn each_task_taken_once() {
         loom::model(|| {
             let slot = Arc::new(LifoSlot::new());
-            let (a, _ta) = async_task::Builder::new()
-                .metadata(runtime_core::TaskMeta::default())
-                .spawn(|_| async {}, |_| {});
-            let (b, _tb) = async_task::Builder::new()
-                .metadata(runtime_core::TaskMeta::default())
-                .spawn(|_| async {}, |_| {});
+            let (a, _ta) = runtime_core::pool_task(async {}, |_| {}, None);
+            let (b, _tb) = runtime_core::pool_task(async {}, |_| {}, None);
             let thief = {
                 let slot = slot.clone();
                 loom::thread::spawn(move || slot.take().map(|r| r.metadata().id()))
