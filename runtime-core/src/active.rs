@@ -3,7 +3,7 @@
 //! A task that waits on a future that never completes is referenced only by wakers that nobody
 //! calls; without this registry it could never be cancelled, and its future would never be
 //! dropped. Each live task has one entry (a counted reference to its cell, which reaches its
-//! metadata too) in one of a few sharded slabs (at most 64); the entry goes when the task's
+//! metadata too) in one of a few sharded tables (at most 64); the entry goes when the task's
 //! future is dropped.
 //!
 //! # Ground rules
@@ -22,14 +22,12 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use slab::Slab;
-
 use crate::cell::TaskRef;
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::{TaskId, TaskMeta};
 
 /// Where a task's entry lives, in 32 bits (it is in every task's metadata): the shard in the
-/// top [`SHARD_BITS`], the slab index + 1 below (so that `Option<ActiveKey>` is 4 bytes).
+/// top [`SHARD_BITS`], the slot index + 1 below (so that `Option<ActiveKey>` is 4 bytes).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ActiveKey(NonZeroU32);
 
@@ -59,12 +57,80 @@ impl ActiveKey {
 }
 
 /// One shard: an entry for each live task.
-type Shard = Mutex<Slab<TaskRef>>;
+type Shard = Mutex<Slots>;
+
+/// A shard's entries: one word per slot (a `TaskRef`, or `None` for a vacant one), and the
+/// vacant slots' indices, taken last-freed first. A slab would keep its free list in the vacant
+/// slots, at the price of a word and a tag per slot: 16 bytes where this takes 8.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Option<TaskRef>>,
+    vacant: Vec<u32>,
+    len: usize,
+}
+
+const _: () = assert!(std::mem::size_of::<Option<TaskRef>>() == std::mem::size_of::<usize>());
+
+impl Slots {
+    /// The index the next `insert` takes.
+    fn vacant_key(&self) -> usize {
+        match self.vacant.last() {
+            Some(&i) => i as usize,
+            None => self.slots.len(),
+        }
+    }
+
+    /// Fills the slot `vacant_key` names.
+    fn insert(&mut self, task: TaskRef) {
+        match self.vacant.pop() {
+            Some(i) => self.slots[i as usize] = Some(task),
+            None => self.slots.push(Some(task)),
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, index: usize) -> Option<&TaskRef> {
+        self.slots.get(index)?.as_ref()
+    }
+
+    fn try_remove(&mut self, index: usize) -> Option<TaskRef> {
+        let task = self.slots.get_mut(index)?.take()?;
+        // Indices stay below 2^26 (`MAX_INDEX`).
+        self.vacant.push(index as u32);
+        self.len -= 1;
+        Some(task)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties the shard, keeping its memory (the next burst fills it front to back).
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.vacant.clear();
+        self.len = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &TaskRef> {
+        self.slots.iter().flatten()
+    }
+
+    /// Takes every entry out, and gives the memory back.
+    fn drain(&mut self) -> Vec<TaskRef> {
+        let out = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect();
+        *self = Slots::default();
+        out
+    }
+}
 
 pub(crate) struct Active {
     shards: Box<[Shard]>,
     mask: usize,
-    /// The largest slab index a shard takes: [`MAX_INDEX`] (smaller in tests).
+    /// The largest slot index a shard takes: [`MAX_INDEX`] (smaller in tests).
     max_index: usize,
 }
 
@@ -76,7 +142,7 @@ impl Active {
     fn with_limit(workers: usize, max_index: usize) -> Active {
         let n = (workers.max(1) * 4).next_power_of_two().min(MAX_SHARDS);
         Active {
-            shards: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
+            shards: (0..n).map(|_| Mutex::new(Slots::default())).collect(),
             mask: n - 1,
             max_index: max_index.min(MAX_INDEX),
         }
@@ -160,8 +226,8 @@ impl Active {
         let home = id.as_u64() as usize & self.mask;
         for i in 0..self.shards.len() {
             let slab = lock(&self.shards[(home + i) & self.mask]);
-            let found = slab.iter().find(|(_, t)| t.metadata().id() == id);
-            if let Some((_, task)) = found {
+            let found = slab.iter().find(|t| t.metadata().id() == id);
+            if let Some(task) = found {
                 return Some(f(task.metadata()));
             }
         }
@@ -173,7 +239,7 @@ impl Active {
     pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta)) {
         for shard in self.shards.iter() {
             let slab = lock(shard);
-            for (_, task) in slab.iter() {
+            for task in slab.iter() {
                 f(task.metadata());
             }
         }
@@ -183,15 +249,13 @@ impl Active {
     pub(crate) fn drain(&self) -> Vec<TaskRef> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let mut slab = lock(shard);
-            out.extend(slab.drain());
-            slab.shrink_to_fit();
+            out.extend(lock(shard).drain());
         }
         out
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+        self.shards.iter().map(|s| lock(s).len).sum()
     }
 }
 

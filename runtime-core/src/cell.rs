@@ -103,6 +103,44 @@ impl<F: Fn(Runnable) + Send + Sync + 'static> Schedule for F {
     }
 }
 
+/// What a cell polls: a future that is handed the task's metadata (so it needs no pointer to
+/// it). Every `Future` is one that ignores it; the runtime's harness (`TaskFuture`) uses it.
+pub(crate) trait Body {
+    type Output;
+
+    fn poll(self: Pin<&mut Self>, meta: &TaskMeta, cx: &mut Context<'_>) -> Poll<Self::Output>;
+
+    /// Called once before a body that has not completed is dropped in place (its task was
+    /// cancelled, or freed while waiting).
+    fn cancel(self: Pin<&mut Self>, meta: &TaskMeta) {
+        let _ = (self, meta);
+    }
+}
+
+impl<F: Future> Body for F {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, _: &TaskMeta, cx: &mut Context<'_>) -> Poll<F::Output> {
+        Future::poll(self, cx)
+    }
+}
+
+/// A big body, boxed (see [`BOX_FUTURES_FROM`]).
+struct Boxed<B>(Pin<Box<B>>);
+
+impl<B: Body> Body for Boxed<B> {
+    type Output = B::Output;
+
+    fn poll(self: Pin<&mut Self>, meta: &TaskMeta, cx: &mut Context<'_>) -> Poll<B::Output> {
+        // `Boxed` is `Unpin`: the body is pinned in its box.
+        self.get_mut().0.as_mut().poll(meta, cx)
+    }
+
+    fn cancel(self: Pin<&mut Self>, meta: &TaskMeta) {
+        self.get_mut().0.as_mut().cancel(meta)
+    }
+}
+
 /// The part of every cell that does not depend on the future's type (`#[repr(C)]`: it is the
 /// first field of [`Cell`], so a pointer to the one is a pointer to the other).
 #[repr(C)]
@@ -132,7 +170,7 @@ struct Vtable {
 }
 
 #[repr(C)]
-struct Cell<F: Future, S> {
+struct Cell<F: Body, S> {
     header: Header,
     schedule: S,
     stage: UnsafeCell<Stage<F>>,
@@ -149,12 +187,12 @@ enum Polled {
 }
 
 /// The future until the task completes, then its output.
-union Stage<F: Future> {
+union Stage<F: Body> {
     future: ManuallyDrop<F>,
     output: ManuallyDrop<F::Output>,
 }
 
-impl<F: Future, S: Schedule> Cell<F, S> {
+impl<F: Body, S: Schedule> Cell<F, S> {
     const VTABLE: Vtable = Vtable {
         poll: Self::poll,
         drop_future: Self::drop_future,
@@ -179,7 +217,7 @@ impl<F: Future, S: Schedule> Cell<F, S> {
         unsafe {
             let stage = Self::stage(ptr);
             let future = Pin::new_unchecked(&mut *(*stage).future);
-            let Poll::Ready(out) = future.poll(cx) else {
+            let Poll::Ready(out) = future.poll(&ptr.as_ref().meta, cx) else {
                 return Polled::Pending;
             };
             let future = &mut (*stage).future;
@@ -198,8 +236,13 @@ impl<F: Future, S: Schedule> Cell<F, S> {
     }
 
     unsafe fn drop_future(ptr: NonNull<Header>) {
-        // SAFETY: the caller holds `RUNNING` and the future is there.
-        unsafe { ManuallyDrop::drop(&mut (*Self::stage(ptr)).future) }
+        // SAFETY: the caller holds `RUNNING` (or the last reference) and the future is there,
+        // pinned: it is cancelled and dropped in place.
+        unsafe {
+            let future = &mut (*Self::stage(ptr)).future;
+            Pin::new_unchecked(&mut **future).cancel(&ptr.as_ref().meta);
+            ManuallyDrop::drop(future);
+        }
     }
 
     unsafe fn take_output(ptr: NonNull<Header>, out: *mut ()) {
@@ -232,7 +275,7 @@ impl<F: Future, S: Schedule> Cell<F, S> {
         unsafe {
             let state = (*cell).header.state.load(Relaxed);
             if state & COMPLETE == 0 {
-                ManuallyDrop::drop(&mut (*(*cell).stage.get()).future);
+                Self::drop_future(ptr);
             }
             ptr::drop_in_place(ptr::addr_of_mut!((*cell).header.awaiter));
             ptr::drop_in_place(ptr::addr_of_mut!((*cell).header.meta));
@@ -242,29 +285,44 @@ impl<F: Future, S: Schedule> Cell<F, S> {
     }
 }
 
-/// Creates a task: a cell holding `meta`, `schedule` and the future that `make` builds from a
-/// reference to the cell's own metadata. Returns its runnable (the task starts scheduled) and
-/// its join handle.
-///
-/// # Safety
-///
-/// - If the future is not `Send`, the runnable must be run and dropped on the thread that
-///   called this, and so must the join handle if the output is not `Send`.
-/// - If the future or its output is not `'static`, the join handle must not outlive what they
-///   borrow, and the runnable must be run to completion or dropped before then (the future
-///   may only borrow the metadata).
-pub(crate) unsafe fn spawn_unchecked<'a, M, F, S>(
+/// Creates a task: a cell holding `meta`, `schedule` and the future that `make` builds (with a
+/// look at the cell's metadata). Returns its runnable (the task starts scheduled) and its join
+/// handle.
+pub(crate) fn spawn<M, F, S>(
     meta: TaskMeta,
     make: M,
     schedule: S,
 ) -> (Runnable, JoinCell<F::Output>)
 where
-    M: FnOnce(&'a TaskMeta) -> F,
-    F: Future + 'a,
+    M: FnOnce(&TaskMeta) -> F,
+    F: Body + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule,
+{
+    // SAFETY: the future and its output are `Send`.
+    unsafe { spawn_unchecked(meta, make, schedule) }
+}
+
+/// [`spawn`] for a future that need not be `Send`.
+///
+/// # Safety
+///
+/// If the future is not `Send`, the runnable must be run and dropped on the thread that called
+/// this, the task must not be freed elsewhere before its future is gone, and the join handle
+/// must stay on this thread too if the output is not `Send`.
+pub(crate) unsafe fn spawn_unchecked<M, F, S>(
+    meta: TaskMeta,
+    make: M,
+    schedule: S,
+) -> (Runnable, JoinCell<F::Output>)
+where
+    M: FnOnce(&TaskMeta) -> F,
+    F: Body + 'static,
+    F::Output: 'static,
     S: Schedule,
 {
     if mem::size_of::<F>() >= BOX_FUTURES_FROM {
-        let make = move |meta| Box::pin(make(meta));
+        let make = move |meta: &TaskMeta| Boxed(Box::pin(make(meta)));
         // SAFETY: the caller's promises carry over; the box is the same future.
         return unsafe { allocate(meta, make, schedule) };
     }
@@ -277,21 +335,16 @@ where
 /// # Safety
 ///
 /// As for [`spawn_unchecked`].
-unsafe fn allocate<'a, M, F, S>(
-    meta: TaskMeta,
-    make: M,
-    schedule: S,
-) -> (Runnable, JoinCell<F::Output>)
+unsafe fn allocate<M, F, S>(meta: TaskMeta, make: M, schedule: S) -> (Runnable, JoinCell<F::Output>)
 where
-    M: FnOnce(&'a TaskMeta) -> F,
-    F: Future + 'a,
+    M: FnOnce(&TaskMeta) -> F,
+    F: Body,
     S: Schedule,
 {
     let cell: *mut Cell<F, S> = Box::into_raw(Box::<Cell<F, S>>::new_uninit()).cast();
     // SAFETY: `cell` is a fresh allocation of the right layout. Each field is written once
     // before anything reads it: the header and the schedule function, then the future, made
-    // from a reference to the metadata, which stays where it is until the cell is freed (and
-    // the future is dropped before that: see `dealloc`).
+    // with a look at the metadata.
     unsafe {
         ptr::addr_of_mut!((*cell).header).write(Header {
             state: AtomicUsize::new(SCHEDULED | JOIN | (2 * REF_ONE)),
@@ -300,8 +353,7 @@ where
             meta,
         });
         ptr::addr_of_mut!((*cell).schedule).write(schedule);
-        let meta: &'a TaskMeta = &*ptr::addr_of!((*cell).header.meta);
-        let future = make(meta);
+        let future = make(&*ptr::addr_of!((*cell).header.meta));
         (*cell).stage.get().write(Stage {
             future: ManuallyDrop::new(future),
         });
@@ -963,8 +1015,7 @@ mod tests {
             F::Output: Send,
         {
             self.spawned.fetch_add(1, SeqCst);
-            // SAFETY: the future and output are `Send + 'static`.
-            unsafe { spawn_unchecked(TaskMeta::default(), move |_| f, self.queue.clone()) }
+            spawn(TaskMeta::default(), move |_| f, self.queue.clone())
         }
 
         fn pop(&self) -> Option<(Runnable, bool)> {
@@ -1263,6 +1314,57 @@ mod tests {
         assert_eq!(h.freed(), 1);
     }
 
+    /// A body that counts its cancels, pending until `ready` is set.
+    struct Watched {
+        cancels: Arc<AtomicUsize>,
+        ready: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl Body for Watched {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, meta: &TaskMeta, _: &mut Context<'_>) -> Poll<()> {
+            assert_eq!(meta.name(), None, "the cell hands its own metadata");
+            if self.ready.load(SeqCst) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+        fn cancel(self: Pin<&mut Self>, _: &TaskMeta) {
+            self.cancels.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A body is told of its cancel once, whether its runnable is dropped or its last
+    /// reference goes while it waits, and never when it completes.
+    #[test]
+    fn a_body_is_cancelled_once_and_only_if_it_did_not_complete() {
+        let h = Harness::new();
+        let spawn = |ready: bool| {
+            let cancels = counter();
+            let ready = Arc::new(std::sync::atomic::AtomicBool::new(ready));
+            let body = Watched {
+                cancels: cancels.clone(),
+                ready,
+            };
+            let (r, j) = spawn(TaskMeta::default(), move |_| body, h.queue.clone());
+            h.spawned.fetch_add(1, SeqCst);
+            (r, j, cancels)
+        };
+        let (r, j, cancels) = spawn(false);
+        drop(r);
+        assert_eq!(cancels.load(SeqCst), 1, "runnable dropped");
+        drop(j);
+        let (r, j, cancels) = spawn(false);
+        r.run();
+        drop(j);
+        assert_eq!(cancels.load(SeqCst), 1, "last reference gone while waiting");
+        let (r, j, cancels) = spawn(true);
+        r.run();
+        drop(j);
+        assert_eq!(cancels.load(SeqCst), 0, "completed");
+        assert_eq!(h.freed(), 3);
+    }
+
     /// Threads wake, clone and drop wakers of tasks that a worker runs: every task completes,
     /// each is freed once, every output is read once.
     #[test]
@@ -1354,8 +1456,7 @@ mod loom_tests {
         where
             F::Output: Send,
         {
-            // SAFETY: `Send + 'static` future and output.
-            unsafe { spawn_unchecked(TaskMeta::default(), move |_| f, self.clone()) }
+            spawn(TaskMeta::default(), move |_| f, self.clone())
         }
 
         fn pop(&self) -> Option<Runnable> {

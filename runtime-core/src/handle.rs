@@ -44,16 +44,11 @@ where
         None,
         std::panic::Location::caller(),
     );
-    // The future borrows only the task's metadata, which the cell keeps alive for as long as
-    // the future; the future and its output are `Send + 'static`.
-    // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
-    let (runnable, task) = unsafe {
-        cell::spawn_unchecked(
-            meta,
-            move |meta: &TaskMeta| TaskFuture::new(meta, future),
-            schedule,
-        )
-    };
+    let (runnable, task) = cell::spawn(
+        meta,
+        move |meta: &TaskMeta| TaskFuture::new(meta, future),
+        schedule,
+    );
     (runnable, JoinHandle::new(task))
 }
 
@@ -139,17 +134,11 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let started = self.start_task(options, false, |meta| {
-            // The future borrows only the task's metadata, which the cell keeps alive for as
-            // long as the future; otherwise the future and its output are `Send + 'static`, so
-            // the runnable and its wakers may go to any thread.
-            // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
-            unsafe {
-                cell::spawn_unchecked(
-                    meta,
-                    move |meta: &TaskMeta| TaskFuture::new(meta, future),
-                    ToRuntime,
-                )
-            }
+            cell::spawn(
+                meta,
+                move |meta: &TaskMeta| TaskFuture::new(meta, future),
+                ToRuntime,
+            )
         });
         let (runnable, handle) = started;
         if let Some(runnable) = runnable {

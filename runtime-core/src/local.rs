@@ -140,12 +140,12 @@ impl LocalTasks {
     {
         let queue = self.queue.clone();
         let (runnable, join) = handle.start_task(options, true, |meta| {
-            // The future borrows only the task's metadata, which the cell keeps alive as long
-            // as the future. The future is not `Send`: its runnable is run and dropped only on
-            // this thread (module docs, ground rules), and so is its future, since the
-            // registry's reference keeps the cell until the future is gone. The schedule
-            // function is `Send + Sync + 'static` (an `Arc` of the queue), so wakers may go
-            // anywhere.
+            // The future is not `Send`: its runnable is run and dropped only on this thread
+            // (module docs, ground rules), and the cell is not freed before its future is gone
+            // (the registry's reference keeps it; without one, the runtime is closed and the
+            // runnable is dropped here at once). The output is not `Send` either, nor is the
+            // join handle then. The schedule function is `Send + Sync + 'static` (an `Arc` of
+            // the queue), so wakers may go anywhere.
             // SAFETY: per the above, `spawn_unchecked`'s conditions hold.
             unsafe {
                 crate::cell::spawn_unchecked(

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::active::ActiveKey;
-use crate::cell::{JoinCell, TaskRef};
+use crate::cell::{Body, JoinCell, TaskRef};
 use crate::shared::Shared;
 
 pub use crate::cell::Runnable;
@@ -720,9 +720,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// Wraps every spawned future: catches panics, honours `abort`, and tells the runtime when the
-/// future is gone (completed, cancelled, or dropped at shutdown).
-pub(crate) struct TaskFuture<'a, F> {
-    pub(crate) meta: &'a TaskMeta,
+/// future is gone (completed, cancelled, or dropped at shutdown). A [`Body`]: the cell hands it
+/// the task's metadata at each poll and at a cancel, so it keeps no pointer to it.
+pub(crate) struct TaskFuture<F> {
     /// Dropped in place once, when the task completes or is cancelled; the task's
     /// [`FUTURE_GONE`] flag says so (a flag in the metadata rather than an `Option` here: an
     /// async block has no niche for `None`, and this is in every task).
@@ -733,10 +733,10 @@ pub(crate) struct TaskFuture<'a, F> {
     span: tracing::Span,
 }
 
-impl<'a, F> TaskFuture<'a, F> {
-    pub(crate) fn new(meta: &'a TaskMeta, future: F) -> TaskFuture<'a, F> {
+impl<F> TaskFuture<F> {
+    #[cfg_attr(not(feature = "console"), allow(unused_variables))]
+    pub(crate) fn new(meta: &TaskMeta, future: F) -> TaskFuture<F> {
         TaskFuture {
-            meta,
             future: ManuallyDrop::new(future),
             #[cfg(feature = "console")]
             span: meta.console.take_span(),
@@ -753,7 +753,7 @@ thread_local! {
 pub fn with_current_task<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R {
     let ptr = CURRENT.with(Cell::get);
     // `CURRENT` is non-null only while `TaskFuture::poll` runs on this thread, pointing to that
-    // task's metadata, which lives as long as the task (see `TaskFuture`'s borrow); `f` runs
+    // task's metadata, which the poll borrows from the task's cell for its whole length; `f` runs
     // within that poll (it is called from code the poll calls).
     // SAFETY: per the above the pointer is null or valid, and the reference does not escape `f`.
     f(unsafe { ptr.as_ref() })
@@ -779,32 +779,32 @@ impl Drop for CurrentGuard {
     }
 }
 
-impl<F: Future> Future for TaskFuture<'_, F> {
+impl<F: Future> Body for TaskFuture<F> {
     type Output = Result<F::Output, JoinError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, meta: &TaskMeta, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `future` is structurally pinned: it is never moved (only dropped in place, in
-        // `drop_future`), and `meta` is not pinned.
+        // `drop_future`).
         let this = unsafe { self.get_unchecked_mut() };
-        let id = this.meta.id;
-        if this.meta.has(FUTURE_GONE) {
+        let id = meta.id;
+        if meta.has(FUTURE_GONE) {
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
         // Acquire: pairs with `set_aborted`.
-        if this.meta.aborted.load(Ordering::Acquire) {
-            this.drop_future(false);
+        if meta.aborted.load(Ordering::Acquire) {
+            this.drop_future(meta, false);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
         // SAFETY: see above: the future stays where it is until it is dropped in place, and it
         // is still there (`FUTURE_GONE` is clear).
         let fut = unsafe { Pin::new_unchecked(&mut *this.future) };
-        let _current = CurrentGuard(CURRENT.with(|c| c.replace(this.meta)));
-        this.meta.begin_poll();
+        let _current = CurrentGuard(CURRENT.with(|c| c.replace(meta)));
+        meta.begin_poll();
         #[cfg(feature = "console")]
         let _entered = this.span.enter();
-        let polled = match this.meta.hooks() {
+        let polled = match meta.hooks() {
             // Out of line, so that the common path keeps its registers.
-            Some(hooks) => poll_hooked(hooks, this.meta, fut, cx),
+            Some(hooks) => poll_hooked(hooks, meta, fut, cx),
             None => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
         };
         #[cfg(feature = "console")]
@@ -814,8 +814,13 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             Ok(Poll::Ready(v)) => Ok(v),
             Err(payload) => Err(JoinError::panic(id, payload)),
         };
-        this.drop_future(true);
+        this.drop_future(meta, true);
         Poll::Ready(out)
+    }
+
+    fn cancel(self: Pin<&mut Self>, meta: &TaskMeta) {
+        // SAFETY: as in `poll`: the future is only dropped in place.
+        unsafe { self.get_unchecked_mut() }.drop_future(meta, false);
     }
 }
 
@@ -833,29 +838,23 @@ fn poll_hooked<F: Future>(
     polled
 }
 
-impl<F> TaskFuture<'_, F> {
+impl<F> TaskFuture<F> {
     /// Drops the future once; `completed` says whether it ran to completion (output or panic)
     /// rather than being cancelled.
-    fn drop_future(&mut self, completed: bool) {
-        if self.meta.has(FUTURE_GONE) {
+    fn drop_future(&mut self, meta: &TaskMeta, completed: bool) {
+        if meta.has(FUTURE_GONE) {
             return;
         }
         // Only the thread that owns the future (polling or dropping it) sets or reads this flag.
-        self.meta.set_owned_flag(FUTURE_GONE);
+        meta.set_owned_flag(FUTURE_GONE);
         // A panicking destructor must not take the worker down.
         // SAFETY: the future is dropped in place (it was pinned) exactly once: the flag, set
         // before, keeps every later poll and drop away from it, even if its destructor panics.
         let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
             ManuallyDrop::drop(&mut self.future)
         }));
-        if let Some((shared, key)) = self.meta.owner() {
-            shared.task_done(key, self.meta, completed);
+        if let Some((shared, key)) = meta.owner() {
+            shared.task_done(key, meta, completed);
         }
-    }
-}
-
-impl<F> Drop for TaskFuture<'_, F> {
-    fn drop(&mut self) {
-        self.drop_future(false);
     }
 }
