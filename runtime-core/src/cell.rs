@@ -69,7 +69,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::sync::{AtomicUsize, fence};
+use crate::sync::AtomicUsize;
 use crate::task::TaskMeta;
 
 const SCHEDULED: usize = 1 << 0;
@@ -285,14 +285,14 @@ impl<F: Body, S: Schedule> Cell<F, S> {
     }
 }
 
+/// A new task's handles: its runnable (the task starts scheduled), its join handle and, for a
+/// task with a registry key, the registry's reference (counted from the start, so that it
+/// costs no atomic operation of its own).
+pub(crate) type Spawned<T> = (Runnable, JoinCell<T>, Option<TaskRef>);
+
 /// Creates a task: a cell holding `meta`, `schedule` and the future that `make` builds (with a
-/// look at the cell's metadata). Returns its runnable (the task starts scheduled) and its join
-/// handle.
-pub(crate) fn spawn<M, F, S>(
-    meta: TaskMeta,
-    make: M,
-    schedule: S,
-) -> (Runnable, JoinCell<F::Output>)
+/// look at the cell's metadata).
+pub(crate) fn spawn<M, F, S>(meta: TaskMeta, make: M, schedule: S) -> Spawned<F::Output>
 where
     M: FnOnce(&TaskMeta) -> F,
     F: Body + Send + 'static,
@@ -314,7 +314,7 @@ pub(crate) unsafe fn spawn_unchecked<M, F, S>(
     meta: TaskMeta,
     make: M,
     schedule: S,
-) -> (Runnable, JoinCell<F::Output>)
+) -> Spawned<F::Output>
 where
     M: FnOnce(&TaskMeta) -> F,
     F: Body + 'static,
@@ -335,19 +335,21 @@ where
 /// # Safety
 ///
 /// As for [`spawn_unchecked`].
-unsafe fn allocate<M, F, S>(meta: TaskMeta, make: M, schedule: S) -> (Runnable, JoinCell<F::Output>)
+unsafe fn allocate<M, F, S>(meta: TaskMeta, make: M, schedule: S) -> Spawned<F::Output>
 where
     M: FnOnce(&TaskMeta) -> F,
     F: Body,
     S: Schedule,
 {
+    let registered = meta.key.is_some();
+    let refs = if registered { 3 } else { 2 };
     let cell: *mut Cell<F, S> = Box::into_raw(Box::<Cell<F, S>>::new_uninit()).cast();
     // SAFETY: `cell` is a fresh allocation of the right layout. Each field is written once
     // before anything reads it: the header and the schedule function, then the future, made
     // with a look at the metadata.
     unsafe {
         ptr::addr_of_mut!((*cell).header).write(Header {
-            state: AtomicUsize::new(SCHEDULED | JOIN | (2 * REF_ONE)),
+            state: AtomicUsize::new(SCHEDULED | JOIN | (refs * REF_ONE)),
             vtable: &Cell::<F, S>::VTABLE,
             awaiter: UnsafeCell::new(None),
             meta,
@@ -365,6 +367,8 @@ where
                 taken: false,
                 _output: PhantomData,
             },
+            // (Made only if counted: a `TaskRef` dropped here would give up a reference.)
+            registered.then(|| TaskRef { ptr }),
         )
     }
 }
@@ -375,12 +379,26 @@ where
 ///
 /// The caller holds a reference to a live cell and gives it up.
 unsafe fn release(ptr: NonNull<Header>) {
-    // SAFETY: the caller's reference keeps the cell alive until this decrement.
-    let prev = unsafe { ptr.as_ref() }.state.fetch_sub(REF_ONE, Release);
-    if prev & REF_MASK == REF_ONE {
+    // SAFETY: the caller's promise.
+    unsafe { release_n(ptr, 1) }
+}
+
+/// Drops `n` references; frees the cell if they were the last.
+///
+/// # Safety
+///
+/// The caller holds `n` references to a live cell and gives them up.
+unsafe fn release_n(ptr: NonNull<Header>, n: usize) {
+    // SAFETY: the caller's references keep the cell alive until this decrement.
+    let prev = unsafe { ptr.as_ref() }
+        .state
+        .fetch_sub(n * REF_ONE, Release);
+    if prev & REF_MASK == n * REF_ONE {
         // Every other holder's accesses happen before their decrements (release), and so
-        // before this point.
-        fence(Acquire);
+        // before this load (an acquire load rather than a fence: ThreadSanitizer models
+        // loads, not fences, as std's `Arc` does under it).
+        // SAFETY: the cell is still allocated: nobody else holds a reference.
+        let _ = unsafe { ptr.as_ref() }.state.load(Acquire);
         // SAFETY: that was the last reference.
         unsafe { dealloc(ptr) }
     }
@@ -402,14 +420,65 @@ fn acquire(header: &Header) {
     }
 }
 
+/// What this thread knows of the task whose future it is polling, if any: two things the poll
+/// does to its own task that can wait for the end of the poll, and then cost nothing extra.
+///
+/// - A wake of the task by its own poll (a yield) sets `woken` instead of `SCHEDULED`: the
+///   compare-and-swap that ends the poll sets `SCHEDULED` anyway.
+/// - A reference the poll drops (its own waker, or the registry's reference as the task
+///   ends) is counted in `refs` and dropped in the operation that ends the poll. Delaying a
+///   drop is always sound: the runner's own reference keeps the cell alive meanwhile. (A
+///   clone cannot be delayed: the clone may be dropped on another thread first.)
+///
+/// A poll saves the record it finds and restores it when it ends, so a poll nested in
+/// another (a runnable run from inside a future) keeps the outer one's.
+#[derive(Clone, Copy)]
+struct Polling {
+    cell: *const Header,
+    woken: bool,
+    refs: usize,
+}
+
+impl Polling {
+    const NONE: Polling = Polling {
+        cell: ptr::null(),
+        woken: false,
+        refs: 0,
+    };
+}
+
+#[cfg(not(rt_loom))]
+thread_local! {
+    static POLLING: std::cell::Cell<Polling> = const { std::cell::Cell::new(Polling::NONE) };
+}
+#[cfg(rt_loom)]
+loom::thread_local! {
+    static POLLING: std::cell::Cell<Polling> = std::cell::Cell::new(Polling::NONE);
+}
+
+/// If this thread is polling the task of `ptr`, notes a wake of it (`wake`) and the drop of
+/// `refs` references, for the end of the poll, and returns `true`.
+fn defer_to_poll(ptr: NonNull<Header>, wake: bool, refs: usize) -> bool {
+    POLLING.with(|p| {
+        let mut polling = p.get();
+        if polling.cell != ptr.as_ptr().cast_const() {
+            return false;
+        }
+        polling.woken |= wake;
+        polling.refs += refs;
+        p.set(polling);
+        true
+    })
+}
+
 /// The task is done with its future: clears `RUNNING` and `SCHEDULED`, sets `COMPLETE` (and
-/// `CLOSED` unless `has_output`), wakes the awaiter, and drops the caller's reference.
+/// `CLOSED` unless `has_output`), wakes the awaiter, and drops the caller's `refs` references.
 ///
 /// # Safety
 ///
-/// The caller holds `RUNNING` and a reference; the future is gone, and the output is in the
-/// stage if `has_output`.
-unsafe fn complete(ptr: NonNull<Header>, has_output: bool) {
+/// The caller holds `RUNNING` and `refs` references; the future is gone, and the output is in
+/// the stage if `has_output`.
+unsafe fn complete(ptr: NonNull<Header>, has_output: bool, refs: usize) {
     // SAFETY: the caller's reference keeps the cell alive.
     let header = unsafe { ptr.as_ref() };
     let done = if has_output {
@@ -423,11 +492,12 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool) {
         let orphan = has_output && state & JOIN == 0;
         let wake = state & (JOIN | JOIN_WAKER) == JOIN | JOIN_WAKER;
         if orphan {
-            // Nobody will read the output: we drop it, then our reference.
+            // Nobody will read the output: we drop it, then our references.
             next |= CLOSED;
         } else if !wake {
-            // Nothing left to do: the reference goes in the same operation.
-            next -= REF_ONE;
+            // Nothing left to do: the references go in the same operation. (Wrapping: from
+            // a stale `state` the result is garbage, and the exchange fails.)
+            next = next.wrapping_sub(refs * REF_ONE);
         }
         // Release: the output (and the future's last writes) before `COMPLETE`; acquire: the
         // awaiter's waker, written before `JOIN_WAKER`.
@@ -454,8 +524,8 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool) {
                     }
                     return;
                 }
-                // SAFETY: our reference.
-                unsafe { release(ptr) };
+                // SAFETY: our references.
+                unsafe { release_n(ptr, refs) };
                 return;
             }
             Err(actual) => state = actual,
@@ -469,17 +539,17 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool) {
 ///
 /// # Safety
 ///
-/// The caller holds `RUNNING` and a reference, and the future is there.
-unsafe fn cancel_running(ptr: NonNull<Header>) {
-    struct Complete(NonNull<Header>);
+/// The caller holds `RUNNING` and `refs` references, and the future is there.
+unsafe fn cancel_running(ptr: NonNull<Header>, refs: usize) {
+    struct Complete(NonNull<Header>, usize);
     impl Drop for Complete {
         fn drop(&mut self) {
             // SAFETY: `cancel_running`'s promises; the future is gone (dropped, or dropped
             // as far as it got).
-            unsafe { complete(self.0, false) }
+            unsafe { complete(self.0, false, self.1) }
         }
     }
-    let done = Complete(ptr);
+    let done = Complete(ptr, refs);
     // SAFETY: the caller's promises.
     unsafe { (ptr.as_ref().vtable.drop_future)(ptr) };
     drop(done);
@@ -567,42 +637,66 @@ impl Runnable {
             "run of a task not scheduled"
         );
 
-        /// Cancels the task if the poll unwinds.
-        struct Unwind(NonNull<Header>);
-        impl Drop for Unwind {
-            fn drop(&mut self) {
-                // SAFETY: we hold `RUNNING` and the reference, and the future is there (a
-                // panicking poll did not get to `Ready`).
-                unsafe { cancel_running(self.0) }
+        /// This thread's record of the poll (see [`Polling`]); if the poll unwinds, restores
+        /// the outer record and cancels the task.
+        struct Run {
+            ptr: NonNull<Header>,
+            outer: Polling,
+        }
+        impl Run {
+            /// Ends the poll: restores the outer record, returns this poll's.
+            fn end(self) -> Polling {
+                let this = ManuallyDrop::new(self);
+                POLLING.with(|p| p.replace(this.outer))
             }
         }
-        let unwind = Unwind(ptr);
+        impl Drop for Run {
+            fn drop(&mut self) {
+                let ours = POLLING.with(|p| p.replace(self.outer));
+                // SAFETY: we hold `RUNNING`, our reference and the deferred ones, and the
+                // future is there (a panicking poll did not get to `Ready`).
+                unsafe { cancel_running(self.ptr, 1 + ours.refs) }
+            }
+        }
+        let mine = Polling {
+            cell: ptr.as_ptr(),
+            woken: false,
+            refs: 0,
+        };
+        let run = Run {
+            ptr,
+            outer: POLLING.with(|p| p.replace(mine)),
+        };
         // A waker borrowed from our reference: it is not counted, and not dropped.
         // SAFETY: the reference outlives the context.
         let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(ptr)) });
         let mut cx = Context::from_waker(&waker);
         // SAFETY: we hold `RUNNING`.
         let polled = unsafe { (header.vtable.poll)(ptr, &mut cx) };
-        mem::forget(unwind);
+        let Polling { woken, refs, .. } = run.end();
         match polled {
             Polled::Pending => {}
             Polled::Ready => {
-                // SAFETY: we hold `RUNNING` and the reference; the output is stored.
-                unsafe { complete(ptr, true) };
+                // SAFETY: we hold `RUNNING` and the references; the output is stored.
+                unsafe { complete(ptr, true, 1 + refs) };
                 return false;
             }
             Polled::DropPanicked(panic) => {
-                // SAFETY: we hold `RUNNING` and the reference; the future is gone.
-                unsafe { complete(ptr, false) };
+                // SAFETY: we hold `RUNNING` and the references; the future is gone.
+                unsafe { complete(ptr, false, 1 + refs) };
                 resume_unwind(panic);
             }
         }
         loop {
-            if state & SCHEDULED != 0 {
-                // Woken during the poll: our reference goes to the new runnable.
+            if woken || state & SCHEDULED != 0 {
+                // Woken during the poll: our reference goes to the new runnable, the deferred
+                // ones in the same operation.
+                // (Wrapping: `state` may be stale, below the deferred count; then the
+                // exchange fails and the loop retries with the real one.)
+                let next = ((state & !RUNNING) | SCHEDULED).wrapping_sub(refs * REF_ONE);
                 match header
                     .state
-                    .compare_exchange_weak(state, state & !RUNNING, AcqRel, Relaxed)
+                    .compare_exchange_weak(state, next, AcqRel, Relaxed)
                 {
                     Ok(_) => {
                         // SAFETY: `SCHEDULED` is set and the reference is the runnable's.
@@ -612,9 +706,9 @@ impl Runnable {
                     Err(actual) => state = actual,
                 }
             } else {
-                // Idle: our reference goes in the same operation. Release: this poll's writes
+                // Idle: our references go in the same operation. Release: this poll's writes
                 // to the future, for the next runner or the thread that frees the cell.
-                let next = (state & !RUNNING) - REF_ONE;
+                let next = (state & !RUNNING).wrapping_sub((1 + refs) * REF_ONE);
                 match header
                     .state
                     .compare_exchange_weak(state, next, AcqRel, Relaxed)
@@ -664,7 +758,7 @@ impl Drop for Runnable {
         let state = header.state.fetch_add(RUNNING - SCHEDULED, Acquire);
         debug_assert!(state & (SCHEDULED | RUNNING | COMPLETE) == SCHEDULED);
         // SAFETY: we hold `RUNNING` and the runnable's reference, and the future is there.
-        unsafe { cancel_running(self.ptr) }
+        unsafe { cancel_running(self.ptr, 1) }
     }
 }
 
@@ -826,6 +920,7 @@ unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
     /// A reference to the runnable's task.
+    #[cfg(test)]
     pub(crate) fn new(runnable: &Runnable) -> TaskRef {
         acquire(runnable.header());
         TaskRef { ptr: runnable.ptr }
@@ -854,8 +949,10 @@ impl Clone for TaskRef {
 
 impl Drop for TaskRef {
     fn drop(&mut self) {
-        // SAFETY: our reference.
-        unsafe { release(self.ptr) }
+        if !defer_to_poll(self.ptr, false, 1) {
+            // SAFETY: our reference.
+            unsafe { release(self.ptr) }
+        }
     }
 }
 
@@ -892,6 +989,9 @@ unsafe fn clone_waker(data: *const ()) -> RawWaker {
 unsafe fn wake(data: *const ()) {
     // SAFETY: the waker's reference keeps the cell alive until we give it up.
     let (ptr, header) = unsafe { cell_of(data) };
+    if defer_to_poll(ptr, true, 1) {
+        return;
+    }
     let mut state = header.state.load(Acquire);
     loop {
         let next = if state & (COMPLETE | SCHEDULED) != 0 {
@@ -925,6 +1025,9 @@ unsafe fn wake(data: *const ()) {
 unsafe fn wake_by_ref(data: *const ()) {
     // SAFETY: the waker's reference keeps the cell alive during the call.
     let (ptr, header) = unsafe { cell_of(data) };
+    if defer_to_poll(ptr, true, 0) {
+        return;
+    }
     let mut state = header.state.load(Acquire);
     loop {
         if state & (COMPLETE | SCHEDULED) != 0 {
@@ -957,7 +1060,11 @@ unsafe fn wake_by_ref(data: *const ()) {
 
 unsafe fn drop_waker(data: *const ()) {
     // SAFETY: the waker's reference, which we give up.
-    unsafe { release(cell_of(data).0) }
+    let ptr = unsafe { cell_of(data).0 };
+    if !defer_to_poll(ptr, false, 1) {
+        // SAFETY: as above.
+        unsafe { release(ptr) }
+    }
 }
 
 #[cfg(test)]
@@ -1015,7 +1122,8 @@ mod tests {
             F::Output: Send,
         {
             self.spawned.fetch_add(1, SeqCst);
-            spawn(TaskMeta::default(), move |_| f, self.queue.clone())
+            let (r, j, _) = spawn(TaskMeta::default(), move |_| f, self.queue.clone());
+            (r, j)
         }
 
         fn pop(&self) -> Option<(Runnable, bool)> {
@@ -1346,7 +1454,7 @@ mod tests {
                 cancels: cancels.clone(),
                 ready,
             };
-            let (r, j) = spawn(TaskMeta::default(), move |_| body, h.queue.clone());
+            let (r, j, _) = spawn(TaskMeta::default(), move |_| body, h.queue.clone());
             h.spawned.fetch_add(1, SeqCst);
             (r, j, cancels)
         };
@@ -1363,6 +1471,97 @@ mod tests {
         drop(j);
         assert_eq!(cancels.load(SeqCst), 0, "completed");
         assert_eq!(h.freed(), 3);
+    }
+
+    /// What a poll does to its own task waits for the end of the poll: a wake by value, a
+    /// clone dropped, a panic after both. Each case counts references right: the task is
+    /// rescheduled once, completes, and is freed once.
+    #[test]
+    fn a_poll_that_wakes_and_drops_its_own_wakers_keeps_the_count() {
+        struct Own {
+            polls: usize,
+            panic_at: usize,
+        }
+        impl Future for Own {
+            type Output = usize;
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+                self.polls += 1;
+                let n = self.polls;
+                drop(cx.waker().clone()); // a clone dropped: deferred
+                if n == self.panic_at {
+                    let _kept = cx.waker().clone();
+                    drop(cx.waker().clone());
+                    panic!("after deferring");
+                }
+                if n < 3 {
+                    let w = cx.waker().clone();
+                    w.wake(); // by value: deferred wake and drop
+                    return Poll::Pending;
+                }
+                Poll::Ready(n)
+            }
+        }
+        let h = Harness::new();
+        let (r, mut j) = h.spawn(Own {
+            polls: 0,
+            panic_at: 0,
+        });
+        assert!(r.run());
+        let (r, yielded) = h.pop().expect("rescheduled by its own wake");
+        assert!(yielded);
+        assert!(h.pop().is_none(), "once");
+        assert!(r.run());
+        let (r, _) = h.pop().unwrap();
+        assert!(!r.run());
+        let (_, jw) = flag();
+        assert_eq!(
+            j.poll_join(&mut Context::from_waker(&jw)),
+            Poll::Ready(Some(3))
+        );
+        drop(j);
+        assert_eq!(h.freed(), 1);
+
+        let (r, mut j) = h.spawn(Own {
+            polls: 0,
+            panic_at: 2,
+        });
+        assert!(r.run());
+        let (r, _) = h.pop().unwrap();
+        let err = std::panic::catch_unwind(AssertUnwindSafe(|| r.run())).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"after deferring"));
+        assert!(matches!(
+            j.poll_join(&mut Context::from_waker(&jw)),
+            Poll::Ready(None)
+        ));
+        drop(j);
+        assert_eq!(h.freed(), 2);
+    }
+
+    /// A runnable run inside another task's poll keeps each poll's record apart: the inner
+    /// task's wake does not count as the outer's, and the outer's deferred drop survives.
+    #[test]
+    fn a_poll_nested_in_another_keeps_its_own_record() {
+        let h = Harness::new();
+        let (inner, inner_j) = h.spawn(async {
+            crate::yield_now().await;
+        });
+        let inner = Mutex::new(Some(inner));
+        let (outer, outer_j) = h.spawn(std::future::poll_fn(move |cx| {
+            drop(cx.waker().clone()); // deferred on the outer poll
+            if let Some(r) = inner.lock().unwrap().take() {
+                assert!(r.run(), "the inner task yielded");
+            }
+            Poll::Ready(())
+        }));
+        assert!(!outer.run());
+        assert!(outer_j.is_finished());
+        let (r, yielded) = h.pop().expect("the inner task, rescheduled");
+        assert!(yielded);
+        assert!(h.pop().is_none(), "and nothing for the outer one");
+        r.run();
+        assert!(inner_j.is_finished());
+        drop((outer_j, inner_j));
+        assert_eq!(h.freed(), 2);
     }
 
     /// Threads wake, clone and drop wakers of tasks that a worker runs: every task completes,
@@ -1456,7 +1655,8 @@ mod loom_tests {
         where
             F::Output: Send,
         {
-            spawn(TaskMeta::default(), move |_| f, self.clone())
+            let (r, j, _) = spawn(TaskMeta::default(), move |_| f, self.clone());
+            (r, j)
         }
 
         fn pop(&self) -> Option<Runnable> {
@@ -1571,6 +1771,62 @@ mod loom_tests {
             assert!(q.pop().is_none());
             drop(join(j).expect("an output"));
             assert_eq!(drops.load(SeqCst), 1);
+            assert_eq!(q.live_cells(), 0);
+        });
+    }
+
+    /// The poll wakes its own task and drops a clone of its waker (both deferred to the end of
+    /// the poll) while another thread wakes it too: one runnable at a time, the task completes,
+    /// and its cell is freed.
+    #[test]
+    fn a_self_wake_races_with_a_foreign_wake() {
+        struct SelfWake {
+            polled: bool,
+            slot: Arc<Mutex<Option<Waker>>>,
+        }
+        impl Future for SelfWake {
+            type Output = ();
+            fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                if self.polled {
+                    return Poll::Ready(());
+                }
+                self.polled = true;
+                *self.slot.lock().unwrap() = Some(cx.waker().clone());
+                drop(cx.waker().clone());
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+        loom::model(|| {
+            let q = Queue::new();
+            let slot = Arc::new(Mutex::new(None));
+            let (r, j) = q.spawn(SelfWake {
+                polled: false,
+                slot: slot.clone(),
+            });
+            let waking = loom::thread::spawn(move || {
+                loop {
+                    if let Some(w) = slot.lock().unwrap().take() {
+                        w.wake();
+                        return;
+                    }
+                    loom::thread::yield_now();
+                }
+            });
+            assert!(r.run(), "rescheduled by its own wake");
+            loop {
+                let mut tasks = q.tasks.lock().unwrap();
+                assert!(tasks.len() <= 1, "one runnable at a time");
+                let Some(r) = tasks.pop() else {
+                    break;
+                };
+                drop(tasks);
+                r.run();
+            }
+            waking.join().unwrap();
+            assert!(q.pop().is_none());
+            assert!(j.is_finished());
+            drop(j);
             assert_eq!(q.live_cells(), 0);
         });
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::cell::{self, JoinCell, Schedule, TaskRef};
+use crate::cell::{self, Schedule, Spawned};
 use crate::config::SpawnOptions;
 use crate::context::{self, EnterGuard};
 use crate::metrics::{RuntimeMetrics, bump};
@@ -44,7 +44,7 @@ where
         None,
         std::panic::Location::caller(),
     );
-    let (runnable, task) = cell::spawn(
+    let (runnable, task, _) = cell::spawn(
         meta,
         move |meta: &TaskMeta| TaskFuture::new(meta, future),
         schedule,
@@ -158,7 +158,7 @@ impl Handle {
         &self,
         options: SpawnOptions,
         local: bool,
-        make: impl FnOnce(TaskMeta) -> (Runnable, JoinCell<Result<T, JoinError>>),
+        make: impl FnOnce(TaskMeta) -> Spawned<Result<T, JoinError>>,
     ) -> (Option<Runnable>, JoinHandle<T>) {
         let shared = &self.shared;
         let location = std::panic::Location::caller();
@@ -174,8 +174,7 @@ impl Handle {
             if local {
                 meta.set_local();
             }
-            let (runnable, task) = make(meta);
-            let entry = key.map(|_| TaskRef::new(&runnable));
+            let (runnable, task, entry) = make(meta);
             ((runnable, task), entry)
         });
         let handle = JoinHandle::new(task);

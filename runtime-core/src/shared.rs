@@ -52,6 +52,53 @@ pub(crate) struct Shared {
     pub(crate) histograms: Option<Box<crate::histogram::Histograms>>,
 }
 
+thread_local! {
+    /// The runnables of closed runtimes that this thread has yet to drop, while it is dropping
+    /// one (see [`drop_closed`]); `None` when it is not.
+    static DROPPING: std::cell::RefCell<Option<Vec<Runnable>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Drops the runnable of a task woken after its runtime closed, which cancels the task: its
+/// future is dropped here. Unless this thread is already dropping one: a future's destructor
+/// may wake another task while it holds a lock (h2's connection does), and that task's
+/// destructor may take the same lock. So a drop inside a drop is queued, and the outermost one
+/// drops the queue after its own, once the destructors that woke them have returned.
+pub(crate) fn drop_closed(task: Runnable) {
+    let first = DROPPING.try_with(|d| {
+        let mut d = d.borrow_mut();
+        match d.as_mut() {
+            Some(queue) => {
+                queue.push(task);
+                None
+            }
+            None => {
+                *d = Some(Vec::new());
+                Some(task)
+            }
+        }
+    });
+    let task = match first {
+        Ok(None) => return,
+        Ok(Some(task)) => task,
+        // The thread is exiting: no queue, drop it now.
+        Err(_) => return,
+    };
+    /// Resets the queue even if a destructor panics (the harness catches the future's own).
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let rest = DROPPING.with(|d| d.borrow_mut().take());
+            drop(rest);
+        }
+    }
+    let _done = Done;
+    drop(task);
+    while let Some(next) = DROPPING.with(|d| d.borrow_mut().as_mut().and_then(Vec::pop)) {
+        drop(next);
+    }
+}
+
 impl Shared {
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
@@ -133,7 +180,7 @@ impl Shared {
     /// handling as the policy's own foreign path.
     pub(crate) fn schedule_fallback(&self, task: Runnable) {
         if self.is_closed() {
-            drop(task);
+            drop_closed(task);
             return;
         }
         let info = ScheduleInfo::new(ScheduleReason::Wake, None);

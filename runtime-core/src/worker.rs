@@ -81,7 +81,7 @@ impl<S: Scheduler> DynScheduler for S {
         here: Option<WorkerRef>,
     ) -> Option<Notify> {
         if shared.is_closed() {
-            drop(task);
+            crate::shared::drop_closed(task);
             return None;
         }
         let Some(w) = here else {

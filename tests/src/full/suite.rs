@@ -659,3 +659,69 @@ pub fn priorities_are_carried_inherited_and_changeable(make: Make) {
         }
     });
 }
+
+/// Shutdown survives destructors that wake each other under a lock. Two waiting tasks share a
+/// mutex; each one's future, when dropped, locks it and wakes the other while holding it (h2's
+/// connection and its streams do this). At shutdown the first drop wakes the other task, whose
+/// cancellation must not drop its future right there, inside the first destructor, where it
+/// would take the same lock again: a deadlock. Both futures are dropped, once each.
+pub fn shutdown_survives_destructors_that_wake_each_other_under_a_lock(make: Make) {
+    use std::sync::Mutex;
+    use std::task::{Poll, Waker};
+
+    /// A future that waits forever, keeping its waker in the shared slot of its side.
+    struct Side {
+        wakers: Arc<Mutex<[Option<Waker>; 2]>>,
+        me: usize,
+        dropped: Arc<AtomicUsize>,
+        polled: Arc<AtomicUsize>,
+    }
+    impl std::future::Future for Side {
+        type Output = ();
+        fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+            self.wakers.lock().unwrap()[self.me] = Some(cx.waker().clone());
+            self.polled.fetch_add(1, Ordering::SeqCst);
+            Poll::Pending
+        }
+    }
+    impl Drop for Side {
+        fn drop(&mut self) {
+            let wakers = self.wakers.lock().unwrap();
+            if let Some(other) = &wakers[1 - self.me] {
+                other.wake_by_ref();
+            }
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            let rt = rt(make, workers);
+            let wakers = Arc::new(Mutex::new([None, None]));
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let polled = Arc::new(AtomicUsize::new(0));
+            for me in 0..2 {
+                drop(rt.spawn(Side {
+                    wakers: wakers.clone(),
+                    me,
+                    dropped: dropped.clone(),
+                    polled: polled.clone(),
+                }));
+            }
+            let p = polled.clone();
+            rt.block_on(async move {
+                while p.load(Ordering::SeqCst) < 2 {
+                    facade::task::yield_now().await;
+                }
+            });
+            drop(rt);
+            assert_eq!(dropped.load(Ordering::SeqCst), 2, "{workers} workers");
+            // The slot's wakers are the last references to the tasks: no leak either.
+            wakers
+                .lock()
+                .unwrap()
+                .iter_mut()
+                .for_each(|w| drop(w.take()));
+        }
+    });
+}
