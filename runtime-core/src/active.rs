@@ -236,11 +236,11 @@ impl Active {
 
     /// Calls `f` with the metadata of every live task, one shard at a time, under its lock
     /// (`f` must not spawn or end tasks).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskMeta)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskRef)) {
         for shard in self.shards.iter() {
             let slab = lock(shard);
             for task in slab.iter() {
-                f(task.metadata());
+                f(task);
             }
         }
     }

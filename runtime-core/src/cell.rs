@@ -932,6 +932,14 @@ impl TaskRef {
         &unsafe { self.ptr.as_ref() }.meta
     }
 
+    /// Whether the task waits in a queue to be polled (woken or just spawned, and not yet
+    /// started on the poll this wake asked for). A snapshot, for the task dump.
+    pub(crate) fn is_scheduled(&self) -> bool {
+        // SAFETY: the reference keeps the cell alive.
+        let state = unsafe { self.ptr.as_ref() }.state.load(Relaxed);
+        state & (SCHEDULED | COMPLETE) == SCHEDULED
+    }
+
     /// Wakes the task (as `Waker::wake_by_ref`).
     pub(crate) fn wake(&self) {
         // SAFETY: our reference keeps the cell alive during the call.

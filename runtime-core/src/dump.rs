@@ -10,7 +10,7 @@ use std::panic::Location;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::task::{Priority, SCHEDULED, TaskId, TaskMeta};
+use crate::task::{Priority, TaskId};
 use crate::watchdog::MAIN_POLL;
 
 /// What a task is doing at the moment of the dump.
@@ -89,11 +89,12 @@ impl TaskDump {
             .map(|w| w.current.load(Ordering::Relaxed))
             .collect();
         let mut tasks = Vec::new();
-        shared.active.for_each(|meta: &TaskMeta| {
+        shared.active.for_each(|task| {
+            let meta = task.metadata();
             let id = meta.id().as_u64();
             let state = match running.iter().position(|&c| c == id && c & MAIN_POLL == 0) {
                 Some(worker) => TaskState::Running { worker },
-                None if meta.state.load(Ordering::Relaxed) == SCHEDULED => TaskState::Scheduled,
+                None if task.is_scheduled() => TaskState::Scheduled,
                 None => TaskState::Idle,
             };
             tasks.push(TaskSnapshot {

@@ -58,38 +58,32 @@ struct ToRuntime;
 
 impl Schedule for ToRuntime {
     fn schedule(&self, task: Runnable, woken_while_running: bool) {
-        schedule_fn(task, woken_while_running)
-    }
-}
-
-fn schedule_fn(task: Runnable, woken_while_running: bool) {
-    let reason = if woken_while_running {
-        ScheduleReason::Yield
-    } else {
-        ScheduleReason::Wake
-    };
-    let meta = task.metadata();
-    meta.state
-        .store(crate::task::SCHEDULED, std::sync::atomic::Ordering::Relaxed);
-    meta.stamp_woken();
-    #[cfg(feature = "console")]
-    meta.console.woken();
-    let Some(owner) = &meta.shared else {
-        return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
-    };
-    let shared: *const Shared = Arc::as_ptr(owner);
-    // `shared` must stay valid after the task is handed to the scheduler, when another thread
-    // may run it to completion and free it with its `Arc`. On one of this runtime's workers that
-    // holds: the worker loop owns an `Arc<Shared>` for as long as it runs. Elsewhere we take an
-    // `Arc` of our own first.
-    // SAFETY: `shared` is valid now: the task (alive, we hold its runnable) holds an `Arc` to it.
-    let here = unsafe { &*shared }.worker_here();
-    if here.is_some() {
-        // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
-        unsafe { &*shared }.schedule(task, reason, here);
-    } else {
-        let shared = owner.clone();
-        shared.schedule(task, reason, None);
+        let reason = if woken_while_running {
+            ScheduleReason::Yield
+        } else {
+            ScheduleReason::Wake
+        };
+        let meta = task.metadata();
+        meta.stamp_woken();
+        #[cfg(feature = "console")]
+        meta.console.woken();
+        let Some(owner) = &meta.shared else {
+            return; // not spawned by a runtime (cannot happen for tasks made by `spawn_with`)
+        };
+        let shared: *const Shared = Arc::as_ptr(owner);
+        // `shared` must stay valid after the task is handed to the scheduler, when another thread
+        // may run it to completion and free it with its `Arc`. On one of this runtime's workers that
+        // holds: the worker loop owns an `Arc<Shared>` for as long as it runs. Elsewhere we take an
+        // `Arc` of our own first.
+        // SAFETY: `shared` is valid now: the task (alive, we hold its runnable) holds an `Arc` to it.
+        let here = unsafe { &*shared }.worker_here();
+        if here.is_some() {
+            // SAFETY: see above: the worker loop's own `Arc` keeps it alive.
+            unsafe { &*shared }.schedule(task, reason, here);
+        } else {
+            let shared = owner.clone();
+            shared.schedule(task, reason, None);
+        }
     }
 }
 

@@ -118,8 +118,6 @@ pub struct TaskMeta {
     /// When it was spawned: the coarse clock in `SPAWN_TICK`s (wraps after two years).
     spawned_at: u32,
     priority: AtomicU8,
-    /// [`IDLE`] or [`SCHEDULED`] (running is told by the workers' poll marks).
-    pub(crate) state: AtomicU8,
     /// [`ENDED`], [`FUTURE_GONE`] (set while the task lives, only by the thread that owns the
     /// future: so with a load and a store, not a read-modify-write) and [`LOCAL`], [`HOOKED`],
     /// [`TIMED`] (set at spawn).
@@ -222,11 +220,6 @@ impl Drop for Label {
     }
 }
 
-/// A task waits for a wake-up.
-pub(crate) const IDLE: u8 = 0;
-/// A task was woken (or spawned) and waits in a queue to be polled.
-pub(crate) const SCHEDULED: u8 = 1;
-
 /// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`: a few nanoseconds to read, a
 /// resolution of a few milliseconds), for task ages: a spawn cannot afford the precise clock.
 pub(crate) fn coarse_now() -> Duration {
@@ -283,7 +276,6 @@ impl TaskMeta {
             woken_at: AtomicU32::new(0),
             spawned_at: spawn_ticks(coarse_now()),
             priority: AtomicU8::new(priority.0),
-            state: AtomicU8::new(SCHEDULED),
             flags: AtomicU8::new(flags),
             aborted: AtomicBool::new(false),
             #[cfg(feature = "console")]
@@ -381,15 +373,13 @@ impl TaskMeta {
         }
     }
 
-    /// A poll starts: counts it, and marks the task idle (a wake from now on marks it
-    /// scheduled again). Only the polling thread writes `polls`.
+    /// A poll starts: counts it. Only the polling thread writes `polls`.
     #[inline]
     fn begin_poll(&self) {
         self.polls.store(
             self.polls.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
-        self.state.store(IDLE, Ordering::Relaxed);
     }
 
     /// The task's identifier.
