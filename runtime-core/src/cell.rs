@@ -4,6 +4,8 @@
 //! holding a [`Header`] (the state word, the functions that know the future's type, the waker
 //! of whoever awaits the output, and the runtime's [`TaskMeta`]), then the task's schedule
 //! function, then its future or, once it has completed, its output (the two share the space).
+//! The header is four words: the awaiter's waker takes one (see [`Awaiter`]), not a `Waker`'s
+//! two, so a parked task with a 24-byte future and the registry's word costs 104 bytes.
 //!
 //! Three kinds of handle point at a cell, and each holds one reference:
 //!
@@ -148,7 +150,7 @@ pub(crate) struct Header {
     state: AtomicUsize,
     vtable: &'static Vtable,
     /// The join handle's awaiter (see the module docs for who may touch it).
-    awaiter: UnsafeCell<Option<Waker>>,
+    awaiter: UnsafeCell<Option<Awaiter>>,
     meta: TaskMeta,
 }
 
@@ -512,9 +514,8 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool, refs: usize) {
                 } else if wake {
                     // SAFETY: `JOIN_WAKER` was set with `COMPLETE`: the slot holds a waker
                     // that nobody writes any more (see the module docs).
-                    let awaiter = unsafe { &*header.awaiter.get() };
-                    if let Some(waker) = awaiter {
-                        waker.wake_by_ref();
+                    if let Some(awaiter) = unsafe { &*header.awaiter.get() } {
+                        awaiter.wake_by_ref();
                     }
                 } else {
                     if next & REF_MASK == 0 {
@@ -819,7 +820,7 @@ impl<T> JoinCell<T> {
                 // completer reads (and nobody writes).
                 let same = unsafe { &*header.awaiter.get() }
                     .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()));
+                    .is_some_and(|a| a.will_wake(cx.waker()));
                 if same {
                     return Poll::Pending;
                 }
@@ -833,7 +834,7 @@ impl<T> JoinCell<T> {
             }
             if state & COMPLETE == 0 {
                 // SAFETY: `JOIN_WAKER` is clear and `COMPLETE` is not set: the slot is ours.
-                unsafe { *header.awaiter.get() = Some(cx.waker().clone()) };
+                unsafe { *header.awaiter.get() = Some(Awaiter::new(cx.waker())) };
                 // Release: the waker, before the completer may read it.
                 match header.state.fetch_update(AcqRel, Acquire, |s| {
                     (s & COMPLETE == 0).then_some(s | JOIN_WAKER)
@@ -969,6 +970,73 @@ static WAKER_VTABLE: RawWakerVTable =
 
 fn raw_waker(ptr: NonNull<Header>) -> RawWaker {
     RawWaker::new(ptr.as_ptr().cast(), &WAKER_VTABLE)
+}
+
+/// The join handle's waker in one word (a `Waker` takes two): the waker of one of our tasks,
+/// which is what a task awaiting a join handle gives, is kept as its cell's address (with the
+/// waker's reference); any other waker (`block_on`'s, another executor's) is boxed, and its
+/// address tagged with [`Awaiter::BOXED`]. Either address is 8-aligned, so the tag bit is free.
+struct Awaiter(NonNull<u8>);
+
+// The point of the type: an empty slot and a full one are one word.
+const _: () = assert!(mem::size_of::<Option<Awaiter>>() == mem::size_of::<usize>());
+
+impl Awaiter {
+    const BOXED: usize = 1;
+
+    fn new(waker: &Waker) -> Awaiter {
+        if ptr::eq(waker.vtable(), &WAKER_VTABLE) {
+            // Ours: keep the clone's reference (given back in `drop`).
+            let waker = ManuallyDrop::new(waker.clone());
+            // SAFETY: our wakers' data is a cell's header, never null.
+            Awaiter(unsafe { NonNull::new_unchecked(waker.data().cast_mut().cast()) })
+        } else {
+            let boxed = NonNull::from(Box::leak(Box::new(waker.clone())));
+            Awaiter(boxed.cast::<u8>().map_addr(|a| a | Self::BOXED))
+        }
+    }
+
+    /// The boxed waker's address (for a tagged `self`).
+    fn boxed(&self) -> NonNull<Waker> {
+        let untagged = self.0.as_ptr().map_addr(|a| a & !Self::BOXED);
+        // SAFETY: the box's address, not null.
+        unsafe { NonNull::new_unchecked(untagged.cast()) }
+    }
+
+    /// Calls `f` with the waker (borrowed: not counted, not dropped).
+    fn with<R>(&self, f: impl FnOnce(&Waker) -> R) -> R {
+        let addr = self.0.addr().get();
+        if addr & Self::BOXED == 0 {
+            // SAFETY: `self` holds the waker's reference on that cell, so the cell is alive;
+            // the waker is not dropped (`ManuallyDrop`), so the reference stays ours.
+            let waker = ManuallyDrop::new(unsafe { Waker::from_raw(raw_waker(self.0.cast())) });
+            f(&waker)
+        } else {
+            // SAFETY: the untagged address is our `Box<Waker>`.
+            f(unsafe { self.boxed().as_ref() })
+        }
+    }
+
+    fn wake_by_ref(&self) {
+        self.with(Waker::wake_by_ref)
+    }
+
+    fn will_wake(&self, other: &Waker) -> bool {
+        self.with(|waker| waker.will_wake(other))
+    }
+}
+
+impl Drop for Awaiter {
+    fn drop(&mut self) {
+        let addr = self.0.addr().get();
+        if addr & Self::BOXED == 0 {
+            // SAFETY: the reference `new` kept, given back by the waker's drop.
+            drop(unsafe { Waker::from_raw(raw_waker(self.0.cast())) });
+        } else {
+            // SAFETY: the untagged address is our `Box<Waker>`, dropped once, here.
+            drop(unsafe { Box::from_raw(self.boxed().as_ptr()) });
+        }
+    }
 }
 
 /// The cell that a waker's data points to.
@@ -1278,6 +1346,52 @@ mod tests {
         assert_eq!(h.freed(), 1);
         // The cell dropped the waker it held.
         assert_eq!(Arc::strong_count(&second), 2);
+    }
+
+    /// A task's own waker as the joiner's (what a task awaiting a join handle gives) is kept
+    /// in one word with its reference: the completion wakes that task, and the reference goes
+    /// back when the waker is replaced, or with the handle.
+    #[test]
+    fn a_task_waker_as_the_joiner_wakes_that_task_and_keeps_its_count() {
+        let h = Harness::new();
+        let drops = counter();
+        let (f, slot) = pend(1, false, &drops);
+        let (joiner, joiner_j) = h.spawn(f);
+        let joiner_meta: *const TaskMeta = joiner.metadata();
+        let tw = joiner.waker();
+        assert!(!joiner.run(), "the joining task is idle");
+        let (r, mut j) = h.spawn(async { 5 });
+        assert!(j.poll_join(&mut Context::from_waker(&tw)).is_pending());
+        // The same waker again: kept as it is.
+        assert!(
+            j.poll_join(&mut Context::from_waker(&tw.clone()))
+                .is_pending()
+        );
+        r.run();
+        let (woken, yielded) = h.pop().expect("the completion woke the joining task");
+        assert!(!yielded);
+        assert!(ptr::eq(woken.metadata(), joiner_meta));
+        assert!(h.pop().is_none());
+        assert_eq!(
+            j.poll_join(&mut Context::from_waker(&tw)),
+            Poll::Ready(Some(5))
+        );
+        drop(j);
+        assert_eq!(h.freed(), 1);
+        // A foreign waker replaces a task's waker (whose reference goes back), then the handle
+        // is dropped with the foreign one (boxed) in the slot.
+        let (r2, mut j2) = h.spawn(async {});
+        assert!(j2.poll_join(&mut Context::from_waker(&tw)).is_pending());
+        let (other, ow) = flag();
+        assert!(j2.poll_join(&mut Context::from_waker(&ow)).is_pending());
+        assert_eq!(Arc::strong_count(&other), 3, "the slot holds a clone");
+        drop(j2);
+        assert_eq!(Arc::strong_count(&other), 2, "the handle dropped its waker");
+        drop(r2);
+        drop((tw, woken, slot));
+        drop(joiner_j);
+        // Every reference on the joining task came back: its cell is freed.
+        assert_eq!(h.freed(), 3);
     }
 
     #[test]
