@@ -282,7 +282,7 @@ impl Shared {
     fn run_task_timed(&self, h: &crate::histogram::Histograms, index: usize, task: Runnable) {
         let meta = task.metadata();
         let class = h.class_of(meta.priority());
-        let woken = meta.woken_at.load(std::sync::atomic::Ordering::Relaxed);
+        let woken = meta.woken_at();
         let start = std::time::Instant::now();
         self.run_task_plain(index, task);
         h.record(index, class, woken, start, std::time::Instant::now());

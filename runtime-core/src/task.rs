@@ -8,8 +8,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,8 +21,11 @@ pub use crate::cell::Runnable;
 
 /// How many ids a thread takes from the process-wide counter at a time (see [`TaskId::next`]).
 const ID_BLOCK: u64 = 1024;
+/// Ids keep 56 bits: the metadata keeps the priority in the id's word (see [`TaskMeta`]).
+const ID_MASK: u64 = (1 << 56) - 1;
 
-/// A task's identifier, unique within the process.
+/// A task's identifier, unique within the process (ids are below 2^56: they would repeat
+/// after 2^56 spawns, some two centuries at ten million spawns a second).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskId(u64);
 
@@ -46,10 +48,10 @@ impl TaskId {
                     end = next + ID_BLOCK;
                 }
                 b.set((next + 1, end));
-                TaskId(next)
+                TaskId(next & ID_MASK)
             })
             // A spawn while the thread's locals are being destroyed: one id of its own.
-            .unwrap_or_else(|_| TaskId(NEXT.fetch_add(1, Ordering::Relaxed)))
+            .unwrap_or_else(|_| TaskId(NEXT.fetch_add(1, Ordering::Relaxed) & ID_MASK))
     }
 
     pub(crate) fn from_u64(id: u64) -> TaskId {
@@ -96,11 +98,16 @@ impl Default for Priority {
 /// What the runtime knows about a task, readable by a scheduler through
 /// [`Runnable::metadata`].
 ///
-/// It lives in every task's header, so it is kept to six words: the fields are ordered so that
-/// nothing is padding, and the task's flags share one byte.
+/// It lives in every task's header, so it is kept to five words. Values that are written
+/// rarely or never share a word with one that is never written after the spawn, so that each
+/// write stays a plain store: the priority shares the id's word, the abort bit the label's, and
+/// the flags (written only by the thread that owns the future) the poll count's.
 pub struct TaskMeta {
-    id: TaskId,
-    /// Where the task was spawned and, if it has one, its name: one word (see [`Label`]).
+    /// The id above the low 8 bits, the priority in them: [`set_priority`](Self::set_priority)
+    /// stores the word whole, keeping the id's bits, which never change.
+    id_priority: AtomicU64,
+    /// Where the task was spawned and, if it has one, its name, with the abort bit: one word
+    /// (see [`Label`]).
     label: Label,
     /// The runtime that spawned the task (`None` for metadata made with `Default`, outside
     /// any runtime). Kept here rather than in the schedule function, so that the schedule
@@ -111,22 +118,14 @@ pub struct TaskMeta {
     pub(crate) key: Option<ActiveKey>,
     /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]).
     policy_slot: AtomicU32,
-    /// Polls so far (written only by the thread polling the task).
-    polls: AtomicU32,
-    /// When the task was last scheduled, in the histograms' time base (only when [`TIMED`]).
-    pub(crate) woken_at: AtomicU32,
+    /// The polls so far above the low 8 bits (saturating), the flags in them: [`ENDED`],
+    /// [`FUTURE_GONE`] (set while the task lives) and [`LOCAL`], [`HOOKED`], [`TIMED`] (set at
+    /// spawn). Once the task is spawned only the thread that owns the future (polling or
+    /// dropping it) writes this word, so a load and a store, not a read-modify-write (a
+    /// bus-locked instruction), cannot lose a bit.
+    polls_flags: AtomicU32,
     /// When it was spawned: the coarse clock in `SPAWN_TICK`s (wraps after two years).
     spawned_at: u32,
-    priority: AtomicU8,
-    /// [`ENDED`], [`FUTURE_GONE`] (set while the task lives, only by the thread that owns the
-    /// future: so with a load and a store, not a read-modify-write) and [`LOCAL`], [`HOOKED`],
-    /// [`TIMED`] (set at spawn).
-    flags: AtomicU8,
-    /// Set by [`JoinHandle::abort`] and [`AbortHandle::abort`], from any thread; the wrapper
-    /// future checks it before each poll. A byte of its own, so that no flag needs an atomic
-    /// read-modify-write (a bus-locked instruction): abort is a store, and so is each of the
-    /// owner's flags.
-    aborted: AtomicBool,
     /// tokio-console's view of the task (see [`crate::console`]).
     #[cfg(feature = "console")]
     pub(crate) console: crate::console::TaskSpan,
@@ -144,69 +143,91 @@ const LOCAL: u8 = 1 << 3;
 /// The runtime has task hooks (`Shared::task_hooks`): a bit to test per poll instead of three
 /// pointers to follow.
 const HOOKED: u8 = 1 << 4;
-/// The runtime records histograms: schedules stamp `woken_at`.
+/// The runtime records histograms: schedules stamp `woken_at` (in the label's box).
 const TIMED: u8 = 1 << 5;
+/// The flags are the low byte of `polls_flags`; the count is above.
+const FLAG_BITS: u32 = 0xff;
+const POLL_ONE: u32 = 1 << 8;
 
-/// A task's spawn location and optional name in one word: a tagged pointer, either to the
-/// location (`&'static`, tag bit clear: no allocation, the common case) or to a boxed
-/// [`Named`] (tag bit set). Both pointees are aligned to at least 2, so bit 0 is free.
-struct Label(NonNull<u8>);
+/// A task's spawn location, optional name and abort bit in one word: a tagged pointer, either
+/// to the location (`&'static`, [`Label::BOXED`] clear: no allocation, the common case) or to
+/// a boxed [`Named`] ([`Label::BOXED`] set: a named task, or any task of a runtime that
+/// records histograms), with [`Label::ABORTED`] beside. Both pointees are aligned to at least
+/// 4, so the two low bits are free. The pointer never changes after the spawn, and the abort
+/// bit is only ever set, so an abort is a plain store of the word with the bit added.
+struct Label(AtomicPtr<u8>);
 
-/// A named task's label.
+/// A boxed label.
 struct Named {
-    name: String,
+    name: Option<String>,
     location: &'static Location<'static>,
+    /// When the task was last scheduled, in the histograms' time base (only when [`TIMED`]).
+    woken_at: AtomicU32,
 }
 
-const _: () = assert!(std::mem::align_of::<Location<'static>>() >= 2);
-const _: () = assert!(std::mem::align_of::<Named>() >= 2);
-
-// SAFETY: a `Label` is a `&'static Location` (Sync, so Send) or an owned `Box<Named>` (Send
-// and Sync: a String and a static reference); it offers only shared access to either.
-unsafe impl Send for Label {}
-// SAFETY: as above: `&Label` gives `&str` and `&'static Location` only.
-unsafe impl Sync for Label {}
+const _: () = assert!(std::mem::align_of::<Location<'static>>() >= 4);
+const _: () = assert!(std::mem::align_of::<Named>() >= 4);
 
 impl Label {
-    const NAMED: usize = 1;
+    const BOXED: usize = 1;
+    const ABORTED: usize = 2;
+    const TAGS: usize = Self::BOXED | Self::ABORTED;
 
-    fn new(name: Option<String>, location: &'static Location<'static>) -> Label {
-        match name {
-            None => Label(NonNull::from(location).cast()),
-            Some(name) => {
-                let named = NonNull::from(Box::leak(Box::new(Named { name, location })));
-                Label(named.cast::<u8>().map_addr(|a| a | Self::NAMED))
-            }
+    fn new(name: Option<String>, location: &'static Location<'static>, timed: bool) -> Label {
+        if name.is_none() && !timed {
+            let ptr: *const Location<'static> = location;
+            return Label(AtomicPtr::new(ptr.cast_mut().cast()));
         }
+        let named = Box::into_raw(Box::new(Named {
+            name,
+            location,
+            woken_at: AtomicU32::new(0),
+        }));
+        Label(AtomicPtr::new(
+            named.cast::<u8>().map_addr(|a| a | Self::BOXED),
+        ))
+    }
+
+    /// The word (relaxed: only the abort bit ever changes, and it is read with `is_aborted`).
+    fn word(&self) -> *mut u8 {
+        self.0.load(Ordering::Relaxed)
     }
 
     /// The untagged pointer to the boxed `Named`, if the label has one (with the box's own
     /// provenance, so that `drop` may free it).
-    fn named_ptr(&self) -> Option<NonNull<Named>> {
-        if self.0.addr().get() & Self::NAMED == 0 {
-            return None;
-        }
-        let ptr = self.0.map_addr(|a| {
-            std::num::NonZeroUsize::new(a.get() & !Self::NAMED).expect("a box is not at 0")
-        });
-        Some(ptr.cast::<Named>())
+    fn named_ptr(&self) -> Option<*mut Named> {
+        let word = self.word();
+        (word.addr() & Self::BOXED != 0).then(|| word.map_addr(|a| a & !Self::TAGS).cast())
     }
 
     fn named(&self) -> Option<&Named> {
         // SAFETY: the tag says this is the `Box<Named>` leaked in `new`, freed only in `drop`.
-        self.named_ptr().map(|p| unsafe { p.as_ref() })
+        self.named_ptr().map(|p| unsafe { &*p })
     }
 
     fn location(&self) -> &'static Location<'static> {
         match self.named() {
             Some(n) => n.location,
             // SAFETY: untagged, the pointer is the `&'static Location` given to `new`.
-            None => unsafe { self.0.cast::<Location<'static>>().as_ref() },
+            None => unsafe { &*self.word().map_addr(|a| a & !Self::TAGS).cast() },
         }
     }
 
     fn name(&self) -> Option<&str> {
-        self.named().map(|n| n.name.as_str())
+        self.named()?.name.as_deref()
+    }
+
+    /// Sets the abort bit: a plain store (release), since nothing else in the word changes.
+    fn set_aborted(&self) {
+        let word = self.word();
+        self.0
+            .store(word.map_addr(|a| a | Self::ABORTED), Ordering::Release);
+    }
+
+    /// Whether the abort bit is set (acquire: pairs with `set_aborted`).
+    #[inline]
+    fn is_aborted(&self) -> bool {
+        self.0.load(Ordering::Acquire).addr() & Self::ABORTED != 0
     }
 }
 
@@ -215,7 +236,7 @@ impl Drop for Label {
         if let Some(named) = self.named_ptr() {
             // SAFETY: the box leaked in `new` (this pointer carries its provenance), dropped
             // once, here; nothing borrows it after.
-            drop(unsafe { Box::from_raw(named.as_ptr()) });
+            drop(unsafe { Box::from_raw(named) });
         }
     }
 }
@@ -267,17 +288,13 @@ impl TaskMeta {
             }
         }
         TaskMeta {
-            id,
-            label: Label::new(name, location),
+            id_priority: AtomicU64::new((id.0 << 8) | u64::from(priority.0)),
+            label: Label::new(name, location, flags & TIMED != 0),
             shared,
             key,
             policy_slot: AtomicU32::new(0),
-            polls: AtomicU32::new(0),
-            woken_at: AtomicU32::new(0),
+            polls_flags: AtomicU32::new(u32::from(flags)),
             spawned_at: spawn_ticks(coarse_now()),
-            priority: AtomicU8::new(priority.0),
-            flags: AtomicU8::new(flags),
-            aborted: AtomicBool::new(false),
             #[cfg(feature = "console")]
             console,
         }
@@ -285,12 +302,12 @@ impl TaskMeta {
 
     #[inline]
     fn has(&self, flag: u8) -> bool {
-        self.flags.load(Ordering::Relaxed) & flag != 0
+        self.polls_flags.load(Ordering::Relaxed) & u32::from(flag) != 0
     }
 
     /// Marks the task local (before it is first scheduled).
     pub(crate) fn set_local(&mut self) {
-        *self.flags.get_mut() |= LOCAL;
+        *self.polls_flags.get_mut() |= u32::from(LOCAL);
     }
 
     /// Whether the task is a `!Send` task kept beside the policy.
@@ -306,17 +323,18 @@ impl TaskMeta {
     }
 
     fn set_aborted(&self) {
-        self.aborted.store(true, Ordering::Release);
+        self.label.set_aborted();
     }
 
     /// Sets `flag` ([`ENDED`] or [`FUTURE_GONE`]). Only the thread that owns the task's future
     /// (polling or dropping it: the task cell hands the future from one such thread to the next
-    /// with a happens-before edge) writes the flags once the task is spawned, so a load and a
+    /// with a happens-before edge) writes the word once the task is spawned, so a load and a
     /// store cannot lose another writer's bit.
     #[inline]
     fn set_owned_flag(&self, flag: u8) {
-        let flags = self.flags.load(Ordering::Relaxed);
-        self.flags.store(flags | flag, Ordering::Release);
+        let word = self.polls_flags.load(Ordering::Relaxed);
+        self.polls_flags
+            .store(word | u32::from(flag), Ordering::Release);
     }
 
     /// Marks the task ended (under its registry shard's lock, by the thread dropping its
@@ -328,7 +346,7 @@ impl TaskMeta {
 
     #[inline]
     pub(crate) fn is_ended(&self) -> bool {
-        self.flags.load(Ordering::Acquire) & ENDED != 0
+        self.polls_flags.load(Ordering::Acquire) & u32::from(ENDED) != 0
     }
 
     /// How long ago the task was spawned, to about 17 ms (correct for tasks younger than two
@@ -344,9 +362,9 @@ impl TaskMeta {
         self.label.location()
     }
 
-    /// How many times the task has been polled (wrapping at `u32::MAX`).
+    /// How many times the task has been polled (up to 16,777,215: the count stops there).
     pub fn polls(&self) -> u32 {
-        self.polls.load(Ordering::Relaxed)
+        self.polls_flags.load(Ordering::Relaxed) >> 8
     }
 
     /// The task hooks of the task's runtime, if it has any.
@@ -368,24 +386,33 @@ impl TaskMeta {
 
     #[cold]
     fn stamp_woken_slow(&self) {
-        if let Some(h) = self.shared.as_ref().and_then(|s| s.histograms.as_deref()) {
-            self.woken_at.store(h.stamp(), Ordering::Relaxed);
+        let histograms = self.shared.as_ref().and_then(|s| s.histograms.as_deref());
+        if let (Some(h), Some(named)) = (histograms, self.label.named()) {
+            named.woken_at.store(h.stamp(), Ordering::Relaxed);
         }
     }
 
-    /// A poll starts: counts it. Only the polling thread writes `polls`.
+    /// When the task was last scheduled, in the histograms' time base (0 unless its runtime
+    /// records histograms).
+    pub(crate) fn woken_at(&self) -> u32 {
+        self.label
+            .named()
+            .map_or(0, |n| n.woken_at.load(Ordering::Relaxed))
+    }
+
+    /// A poll starts: counts it. Only the polling thread writes the count (see `polls_flags`).
     #[inline]
     fn begin_poll(&self) {
-        self.polls.store(
-            self.polls.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
+        let word = self.polls_flags.load(Ordering::Relaxed);
+        if word < !FLAG_BITS {
+            self.polls_flags.store(word + POLL_ONE, Ordering::Relaxed);
+        }
     }
 
     /// The task's identifier.
     #[inline]
     pub fn id(&self) -> TaskId {
-        self.id
+        TaskId(self.id_priority.load(Ordering::Relaxed) >> 8)
     }
 
     /// The task's name, if it was given one.
@@ -396,12 +423,15 @@ impl TaskMeta {
     /// The task's current priority.
     #[inline]
     pub fn priority(&self) -> Priority {
-        Priority(self.priority.load(Ordering::Relaxed))
+        Priority(self.id_priority.load(Ordering::Relaxed) as u8)
     }
 
     /// Changes the priority; a scheduler sees it the next time the task is scheduled.
     pub fn set_priority(&self, priority: Priority) {
-        self.priority.store(priority.0, Ordering::Relaxed);
+        // The id's bits never change: storing the word whole loses nothing.
+        let word = self.id_priority.load(Ordering::Relaxed);
+        self.id_priority
+            .store((word & !0xff) | u64::from(priority.0), Ordering::Relaxed);
     }
 
     /// A word of per-task state that belongs to the scheduling policy: 0 when the task is
@@ -440,7 +470,7 @@ impl Default for TaskMeta {
 impl fmt::Debug for TaskMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskMeta")
-            .field("id", &self.id)
+            .field("id", &self.id())
             .field("name", &self.name())
             .field("location", &self.location())
             .field("priority", &self.priority())
@@ -572,7 +602,7 @@ pub struct JoinHandle<T> {
 impl<T> JoinHandle<T> {
     pub(crate) fn new(task: JoinCell<Result<T, JoinError>>) -> JoinHandle<T> {
         JoinHandle {
-            id: task.metadata().id,
+            id: task.metadata().id(),
             task: Some(task),
         }
     }
@@ -776,12 +806,12 @@ impl<F: Future> Body for TaskFuture<F> {
         // SAFETY: `future` is structurally pinned: it is never moved (only dropped in place, in
         // `drop_future`).
         let this = unsafe { self.get_unchecked_mut() };
-        let id = meta.id;
+        let id = meta.id();
         if meta.has(FUTURE_GONE) {
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
         // Acquire: pairs with `set_aborted`.
-        if meta.aborted.load(Ordering::Acquire) {
+        if meta.label.is_aborted() {
             this.drop_future(meta, false);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }
@@ -846,5 +876,67 @@ impl<F> TaskFuture<F> {
         if let Some((shared, key)) = meta.owner() {
             shared.task_done(key, meta, completed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words that pack two things keep each of them apart: the priority beside the id, the
+    /// abort bit beside the label, the flags beside the poll count (which stops at its top).
+    #[test]
+    fn the_packed_words_keep_their_parts_apart() {
+        let location = Location::caller();
+        let id = TaskId::from_u64(ID_MASK);
+        let meta = TaskMeta::new(id, Some("n".into()), Priority::HIGH, None, None, location);
+        #[cfg(not(feature = "console"))]
+        assert_eq!(size_of::<TaskMeta>(), 5 * 8, "five words");
+        meta.set_priority(Priority::CRITICAL);
+        assert_eq!((meta.id(), meta.priority()), (id, Priority::CRITICAL));
+        meta.set_priority(Priority::BACKGROUND);
+        assert_eq!((meta.id(), meta.priority()), (id, Priority::BACKGROUND));
+
+        assert!(!meta.label.is_aborted());
+        meta.set_aborted();
+        assert!(meta.label.is_aborted());
+        assert_eq!((meta.name(), meta.location()), (Some("n"), location));
+
+        meta.set_owned_flag(FUTURE_GONE);
+        for _ in 0..3 {
+            meta.begin_poll();
+        }
+        assert_eq!(meta.polls(), 3);
+        assert!(meta.has(FUTURE_GONE) && !meta.is_ended());
+        meta.polls_flags.store(
+            (!FLAG_BITS - POLL_ONE) | u32::from(FUTURE_GONE),
+            Ordering::Relaxed,
+        );
+        meta.begin_poll();
+        meta.begin_poll();
+        assert_eq!(meta.polls(), (1 << 24) - 1, "the count stops at its top");
+        meta.set_ended();
+        assert!(meta.has(FUTURE_GONE) && meta.is_ended());
+        assert_eq!(meta.polls(), (1 << 24) - 1);
+    }
+
+    /// An unnamed task's label is the location itself; a timed or named one is boxed, and only
+    /// a boxed label keeps the wake stamp.
+    #[test]
+    fn a_label_is_boxed_only_when_named_or_timed() {
+        let location = Location::caller();
+        let plain = Label::new(None, location, false);
+        assert!(plain.named().is_none());
+        assert_eq!((plain.name(), plain.location()), (None, location));
+        plain.set_aborted();
+        assert!(plain.is_aborted());
+        assert_eq!(plain.location(), location);
+
+        let timed = Label::new(None, location, true);
+        let named = timed.named().expect("a timed label is boxed");
+        named.woken_at.store(7, Ordering::Relaxed);
+        assert_eq!((timed.name(), timed.location()), (None, location));
+        timed.set_aborted();
+        assert_eq!(timed.named().unwrap().woken_at.load(Ordering::Relaxed), 7);
     }
 }
