@@ -1492,6 +1492,44 @@ mod tests {
         h.assert_closed_then_freed(j, 1);
     }
 
+    /// A waker leak that takes the reference count to its limit (a waker cloned in a loop
+    /// and forgotten) aborts the process at the next clone rather than let the count run into
+    /// the flags. The abort ends the process, so the test runs itself again as a child.
+    #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot start a process")]
+    fn a_reference_count_at_its_limit_aborts_the_process() {
+        const CHILD: &str = "RT_CELL_TEST_ABORT_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let h = Harness::new();
+            let (r, _j) = h.spawn(async {});
+            let w = r.waker();
+            // What 2^57 forgotten clones would leave.
+            r.header().state.fetch_add(1 << (usize::BITS - 1), Relaxed);
+            eprintln!("cloning at the limit");
+            let _leaked = w.clone();
+            eprintln!("the clone returned");
+            return;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "cell::tests::a_reference_count_at_its_limit_aborts_the_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("cloning at the limit"),
+            "the child ran: {stderr}"
+        );
+        assert!(!stderr.contains("the clone returned"), "{stderr}");
+        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{:?}", out.status);
+    }
+
     #[test]
     fn a_runnable_survives_a_round_trip_through_a_pointer() {
         let h = Harness::new();
