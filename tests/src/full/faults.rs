@@ -100,3 +100,33 @@ pub fn a_panicking_io_waker_is_contained(make: Make) {
         }
     });
 }
+
+/// A join handle polled with a waker that panics when woken (kept in the task's one-word
+/// awaiter slot, boxed since it is not a task's), then the task completes on a worker: the
+/// runtime survives the panic, and tasks and join handles keep working.
+pub fn a_panicking_join_handle_waker_is_contained(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = make(workers).build().unwrap();
+            rt.block_on(async {
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                let mut handle = facade::spawn(async move {
+                    time::sleep(Duration::from_millis(5)).await;
+                    drop(tx);
+                    7
+                });
+                poll_with_panicking_waker(Pin::new(&mut handle));
+                time::sleep(Duration::from_millis(30)).await;
+                assert!(rx.try_recv().is_err(), "the task ran to its end");
+                assert!(handle.is_finished());
+                // Still working: tasks and their join handles.
+                for i in 0..3 {
+                    assert_eq!(facade::spawn(async move { i }).await.unwrap(), i);
+                }
+                assert_eq!(handle.await.unwrap(), 7);
+            });
+            let m = rt.metrics();
+            assert!(m.caught_panics >= 1, "{workers} workers: {m:?}");
+        }
+    });
+}
