@@ -510,16 +510,7 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool, refs: usize) {
             .compare_exchange_weak(state, next, AcqRel, Relaxed)
         {
             Ok(_) => {
-                if orphan {
-                    // SAFETY: `JOIN` was clear when `COMPLETE` was set, so the output is ours.
-                    unsafe { (header.vtable.drop_output)(ptr) };
-                } else if wake {
-                    // SAFETY: `JOIN_WAKER` was set with `COMPLETE`: the slot holds a waker
-                    // that nobody writes any more (see the module docs).
-                    if let Some(awaiter) = unsafe { &*header.awaiter.get() } {
-                        awaiter.wake_by_ref();
-                    }
-                } else {
+                if !orphan && !wake {
                     if next & REF_MASK == 0 {
                         // SAFETY: that was the last reference (and the exchange acquired
                         // every other holder's release).
@@ -527,8 +518,26 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool, refs: usize) {
                     }
                     return;
                 }
-                // SAFETY: our references.
-                unsafe { release_n(ptr, refs) };
+                /// Gives up the completer's references when dropped: after the work below,
+                /// or if the output's destructor or the awaiter's waker panics.
+                struct Release(NonNull<Header>, usize);
+                impl Drop for Release {
+                    fn drop(&mut self) {
+                        // SAFETY: the completer's references, given up once, here.
+                        unsafe { release_n(self.0, self.1) }
+                    }
+                }
+                let _release = Release(ptr, refs);
+                if orphan {
+                    // SAFETY: `JOIN` was clear when `COMPLETE` was set, so the output is ours.
+                    unsafe { (header.vtable.drop_output)(ptr) };
+                } else {
+                    // SAFETY: `JOIN_WAKER` was set with `COMPLETE`: the slot holds a waker
+                    // that nobody writes any more (see the module docs).
+                    if let Some(awaiter) = unsafe { &*header.awaiter.get() } {
+                        awaiter.wake_by_ref();
+                    }
+                }
                 return;
             }
             Err(actual) => state = actual,
@@ -1406,6 +1415,30 @@ mod tests {
         drop(joiner_j);
         // Every reference on the joining task came back: its cell is freed.
         assert_eq!(h.freed(), 3);
+    }
+
+    /// The joiner's waker panics when the task completes: the panic goes on from `run`, and
+    /// the completer's references are still given back (the cell is freed with the handle).
+    #[test]
+    fn a_panicking_joiner_waker_does_not_leak_the_cell() {
+        struct Panics;
+        impl Wake for Panics {
+            fn wake(self: Arc<Self>) {
+                panic!("joiner waker");
+            }
+        }
+        let h = Harness::new();
+        let (r, mut j) = h.spawn(async { 3 });
+        let waker = Waker::from(Arc::new(Panics));
+        assert!(j.poll_join(&mut Context::from_waker(&waker)).is_pending());
+        let err = std::panic::catch_unwind(AssertUnwindSafe(|| r.run())).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"joiner waker"));
+        assert_eq!(
+            j.poll_join(&mut Context::from_waker(&waker)),
+            Poll::Ready(Some(3))
+        );
+        drop(j);
+        assert_eq!(h.freed(), 1, "the completer's reference came back");
     }
 
     #[test]
