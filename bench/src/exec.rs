@@ -73,6 +73,13 @@ pub(crate) trait Exec {
     fn scheduling_only(&self) -> bool {
         false
     }
+    /// Spawns `n` tasks into the runtime's own `JoinSet` from a task, each yielding once and
+    /// returning its index, and joins them in completion order: the sum of the outputs. `None`
+    /// when the runtime has no `JoinSet` (smol, the floors).
+    fn join_set_sum(&self, n: usize) -> Option<u64> {
+        let _ = n;
+        None
+    }
     /// Yields once, the runtime's own way.
     fn yield_now() -> impl Future<Output = ()> + Send;
     /// Sleeps, with the runtime's own timer.
@@ -177,6 +184,23 @@ impl Exec for Ours {
     fn spawner(&self) -> OursSpawner {
         OursSpawner(self.0.handle().clone())
     }
+    fn join_set_sum(&self, n: usize) -> Option<u64> {
+        let sum = self.0.block_on(self.0.spawn(async move {
+            let mut set = facade::task::JoinSet::new();
+            for i in 0..n as u64 {
+                set.spawn(async move {
+                    facade::yield_now().await;
+                    i
+                });
+            }
+            let mut sum = 0;
+            while let Some(r) = set.join_next().await {
+                sum += r.expect("task failed");
+            }
+            sum
+        }));
+        Some(sum.expect("task failed"))
+    }
     fn multi_thread(&self) -> bool {
         !self.0.handle().as_core().is_current_thread()
     }
@@ -261,6 +285,23 @@ impl Exec for Tokio {
     }
     fn spawner(&self) -> TokioSpawner {
         TokioSpawner(self.0.handle().clone())
+    }
+    fn join_set_sum(&self, n: usize) -> Option<u64> {
+        let sum = self.0.block_on(self.0.spawn(async move {
+            let mut set = tokio::task::JoinSet::new();
+            for i in 0..n as u64 {
+                set.spawn(async move {
+                    tokio::task::yield_now().await;
+                    i
+                });
+            }
+            let mut sum = 0;
+            while let Some(r) = set.join_next().await {
+                sum += r.expect("task failed");
+            }
+            sum
+        }));
+        Some(sum.expect("task failed"))
     }
     fn multi_thread(&self) -> bool {
         self.1

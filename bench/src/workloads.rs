@@ -17,6 +17,7 @@ pub(crate) const WORKLOADS: &[&str] = &[
     "ping_pong",
     "ping_pong_deadline",
     "chained_spawn",
+    "join_set",
     "idle_memory",
     "tcp_echo",
     "timers_cancel",
@@ -68,6 +69,7 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
         "ping_pong" => ping_pong(e, s, 1_000, 10),
         "ping_pong_deadline" => ping_pong_deadline(e, s, 1_000, 10),
         "chained_spawn" => chained_spawn(e, s, 1_000),
+        "join_set" => join_set(e, size("BENCH_SPAWN_TASKS", 10_000))?,
         "idle_memory" => idle_memory(e, s, size("BENCH_IDLE_TASKS", 1_000_000)),
         "tcp_echo" => tcp_echo(e, s, 50, size("BENCH_ECHO_ROUNDS", 2_000)),
         "timers_cancel" => timers_cancel(e, size("BENCH_TIMERS_CANCEL", 1_000_000)),
@@ -106,6 +108,17 @@ fn spawn_many_local<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
         .await
     });
     Sample::time(start.elapsed())
+}
+
+/// spawn_many_local through the runtime's `JoinSet`: each task yields once (so the set registers
+/// its own waker with every handle, not only collects finished ones) and is joined in completion
+/// order.
+fn join_set<E: Exec>(e: &E, n: usize) -> Option<Sample> {
+    let start = Instant::now();
+    let sum = e.join_set_sum(n)?;
+    let elapsed = start.elapsed();
+    assert_eq!(sum, (n as u64) * (n as u64 - 1) / 2);
+    Some(Sample::time(elapsed))
 }
 
 fn spawn_many_remote<E: Exec>(e: &E, s: E::S, n: usize) -> Sample {
