@@ -132,6 +132,30 @@ where
     }
 }
 
+/// `Exec::join_set_sum` for a runtime with tokio's `JoinSet` API (`self.0` is the runtime, with
+/// `block_on` and `spawn`): the same workload, written once.
+macro_rules! join_set_sum {
+    ($set:ty, $yield_now:path) => {
+        fn join_set_sum(&self, n: usize) -> Option<u64> {
+            let sum = self.0.block_on(self.0.spawn(async move {
+                let mut set = <$set>::new();
+                for i in 0..n as u64 {
+                    set.spawn(async move {
+                        $yield_now().await;
+                        i
+                    });
+                }
+                let mut sum = 0;
+                while let Some(r) = set.join_next().await {
+                    sum += r.expect("task failed");
+                }
+                sum
+            }));
+            Some(sum.expect("task failed"))
+        }
+    };
+}
+
 // ---- ours ----
 
 pub(crate) struct Ours(pub facade::Runtime);
@@ -184,23 +208,7 @@ impl Exec for Ours {
     fn spawner(&self) -> OursSpawner {
         OursSpawner(self.0.handle().clone())
     }
-    fn join_set_sum(&self, n: usize) -> Option<u64> {
-        let sum = self.0.block_on(self.0.spawn(async move {
-            let mut set = facade::task::JoinSet::new();
-            for i in 0..n as u64 {
-                set.spawn(async move {
-                    facade::yield_now().await;
-                    i
-                });
-            }
-            let mut sum = 0;
-            while let Some(r) = set.join_next().await {
-                sum += r.expect("task failed");
-            }
-            sum
-        }));
-        Some(sum.expect("task failed"))
-    }
+    join_set_sum!(facade::task::JoinSet<u64>, facade::yield_now);
     fn multi_thread(&self) -> bool {
         !self.0.handle().as_core().is_current_thread()
     }
@@ -286,23 +294,7 @@ impl Exec for Tokio {
     fn spawner(&self) -> TokioSpawner {
         TokioSpawner(self.0.handle().clone())
     }
-    fn join_set_sum(&self, n: usize) -> Option<u64> {
-        let sum = self.0.block_on(self.0.spawn(async move {
-            let mut set = tokio::task::JoinSet::new();
-            for i in 0..n as u64 {
-                set.spawn(async move {
-                    tokio::task::yield_now().await;
-                    i
-                });
-            }
-            let mut sum = 0;
-            while let Some(r) = set.join_next().await {
-                sum += r.expect("task failed");
-            }
-            sum
-        }));
-        Some(sum.expect("task failed"))
-    }
+    join_set_sum!(tokio::task::JoinSet<u64>, tokio::task::yield_now);
     fn multi_thread(&self) -> bool {
         self.1
     }
