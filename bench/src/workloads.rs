@@ -85,8 +85,8 @@ pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
 }
 
 /// A workload size from the environment variable `var`, or `default`:
-/// `BENCH_SPAWN_TASKS` (spawn_many_*, join_set), `BENCH_YIELD_TASKS` (yield_many), `BENCH_IDLE_TASKS`
-/// (idle_memory).
+/// `BENCH_SPAWN_TASKS` (spawn_many_*, join_set), `BENCH_YIELD_TASKS` (yield_many),
+/// `BENCH_IDLE_TASKS` (idle_memory).
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()
