@@ -3,26 +3,33 @@
 //! A task that waits on a future that never completes is referenced only by wakers that nobody
 //! calls; without this registry it could never be cancelled, and its future would never be
 //! dropped. Each live task has one entry (a counted reference to its cell, which reaches its
-//! metadata too) in one of a few sharded tables (at most 64); the entry goes when the task's
-//! future is dropped.
+//! metadata too). A task spawned on one of the runtime's workers has it in that worker's
+//! nursery (`nursery.rs`: no lock to enter, nothing to do at the task's end, given back in
+//! batches by the worker); any other task in one of a few sharded tables (at most 64), where
+//! the entry goes when the task's future is dropped.
 //!
 //! # Ground rules
 //!
 //! - `insert` checks `closed` *under the shard lock*, and shutdown sets `closed` before it
 //!   drains each shard under the same lock: a spawn either lands in a shard before it is drained
 //!   (and is cancelled by the drain) or sees `closed` and never starts.
-//! - An entry is removed only by its own task or by the shutdown drain, which empties the shard
-//!   for good (no insert follows it). So a key never names another task's entry when its task
-//!   removes it. `wake` (for `abort`) may race with the task's completion and wake a newer task
-//!   that reused the slot: a spurious wake-up, which every future tolerates.
-//! - Tasks are woken outside the lock: waking a task at shutdown drops its future, whose
-//!   destructor removes its entry.
+//! - A shard entry is removed only by its own task or by the shutdown drain, which empties the
+//!   shard for good (no insert follows it). So a key never names another task's entry when its
+//!   task removes it.
+//! - A worker checks `closed` before it enters a task in its nursery, and empties the nursery
+//!   (waking what is live) when it stops driving the worker after the close; the shutdown
+//!   empties the nurseries that nobody drives, and its drain wakes what the others hold. So a
+//!   task spawned before the close is reached one way or another, and one spawned after it
+//!   never starts.
+//! - Tasks are woken outside the locks: waking a task at shutdown drops its future, whose
+//!   destructor removes its shard entry.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cell::TaskRef;
+use crate::nursery::{Nursery, Word};
 use crate::sync::lock_unpoisoned as lock;
 use crate::task::{TaskId, TaskMeta};
 
@@ -89,10 +96,6 @@ impl Slots {
         self.len += 1;
     }
 
-    fn get(&self, index: usize) -> Option<&TaskRef> {
-        self.slots.get(index)?.as_ref()
-    }
-
     fn try_remove(&mut self, index: usize) -> Option<TaskRef> {
         let task = self.slots.get_mut(index)?.take()?;
         // Indices stay below 2^26 (`MAX_INDEX`).
@@ -129,6 +132,8 @@ impl Slots {
 
 pub(crate) struct Active {
     shards: Box<[Shard]>,
+    /// One per worker, for the tasks spawned on it.
+    nurseries: Box<[Nursery]>,
     mask: usize,
     /// The largest slot index a shard takes: [`MAX_INDEX`] (smaller in tests).
     max_index: usize,
@@ -143,6 +148,7 @@ impl Active {
         let n = (workers.max(1) * 4).next_power_of_two().min(MAX_SHARDS);
         Active {
             shards: (0..n).map(|_| Mutex::new(Slots::default())).collect(),
+            nurseries: (0..workers.max(1)).map(|_| Nursery::new()).collect(),
             mask: n - 1,
             max_index: max_index.min(MAX_INDEX),
         }
@@ -184,11 +190,89 @@ impl Active {
         out
     }
 
-    /// Removes a task's entry, if it is still there (the shutdown drain may have taken it), and
-    /// marks the task ended under the lock (see [`Active::task_of`]).
-    pub(crate) fn remove(&self, key: ActiveKey, meta: &TaskMeta) {
+    /// Whether worker `index` has a nursery (every worker of the runtime does).
+    #[inline]
+    pub(crate) fn has_nursery(&self, index: usize) -> bool {
+        index < self.nurseries.len()
+    }
+
+    /// Enters `task`, spawned on worker `index`, in that worker's nursery.
+    ///
+    /// # Safety
+    ///
+    /// This thread drives worker `index` (it holds the nursery's lease: see nursery.rs), and
+    /// `has_nursery(index)`.
+    #[inline]
+    pub(crate) unsafe fn enter_local(&self, index: usize, task: TaskRef) {
+        // SAFETY: the caller is the nursery's owner.
+        unsafe { self.nurseries[index].push(to_word(task), ended, release) }
+    }
+
+    /// Gives back what worker `index`'s nursery holds for ended tasks, if enough has been
+    /// entered since the last time to pay for the scan or a second has passed (a worker about
+    /// to park).
+    ///
+    /// # Safety
+    ///
+    /// This thread drives worker `index` (it holds the nursery's lease).
+    pub(crate) unsafe fn tidy_local(&self, index: usize) {
+        if let Some(n) = self.nurseries.get(index) {
+            let now = crate::task::coarse_now().as_secs() as usize;
+            // SAFETY: the caller is the nursery's owner.
+            unsafe { n.tidy(now, ended, release) }
+        }
+    }
+
+    /// Makes this thread the owner of worker `index`'s nursery: it drives that worker until
+    /// [`Active::end_lease`].
+    pub(crate) fn lease(&self, index: usize) {
+        if let Some(n) = self.nurseries.get(index) {
+            n.lease();
+        }
+    }
+
+    /// This thread stops driving worker `index`; with `empty` (the runtime is closed) it
+    /// empties the nursery and returns its entries, for [`cancel`].
+    ///
+    /// # Safety
+    ///
+    /// This thread holds the lease ([`Active::lease`]).
+    pub(crate) unsafe fn end_lease(&self, index: usize, empty: bool) -> Vec<TaskRef> {
+        let Some(n) = self.nurseries.get(index) else {
+            return Vec::new();
+        };
+        // SAFETY: the caller holds the lease.
+        let words = unsafe { n.end_lease(empty) };
+        // SAFETY: every word taken out of a nursery is a reference entered by `to_word`.
+        words.into_iter().map(|w| unsafe { from_word(w) }).collect()
+    }
+
+    /// Shutdown: empties the nurseries of the workers nobody drives and returns their entries,
+    /// for [`cancel`].
+    pub(crate) fn take_undriven(&self) -> Vec<TaskRef> {
+        let words = self.nurseries.iter().flat_map(Nursery::take_undriven);
+        // SAFETY: every word taken out of a nursery is a reference entered by `to_word`.
+        words.map(|w| unsafe { from_word(w) }).collect()
+    }
+
+    /// Calls `f` with each live task of the nurseries (under each one's lock).
+    fn for_each_local(&self, mut f: impl FnMut(&TaskRef)) {
+        for n in self.nurseries.iter() {
+            n.for_each(|word| {
+                // SAFETY: a word below a nursery's length, read under its lock, is a reference
+                // that only the owner gives back, under the same lock.
+                let task = unsafe { peek_word(word) };
+                if !task.is_complete() {
+                    f(&task);
+                }
+            });
+        }
+    }
+
+    /// Removes a task's shard entry, if it is still there (the shutdown drain may have taken
+    /// it).
+    pub(crate) fn remove(&self, key: ActiveKey) {
         let mut slab = lock(&self.shards[key.shard()]);
-        meta.set_ended();
         let task = slab.try_remove(key.index());
         if slab.is_empty() {
             // Reset, so that the next burst of spawns fills the slab front to back instead of
@@ -200,28 +284,9 @@ impl Active {
         drop(task);
     }
 
-    /// Wakes the task of `key`, if its entry is still there.
-    pub(crate) fn wake(&self, key: ActiveKey) {
-        let task = lock(&self.shards[key.shard()]).get(key.index()).cloned();
-        if let Some(t) = task {
-            t.wake();
-        }
-    }
-
-    /// A reference to the task whose entry is `key`, if the task has not ended. Its entry is
-    /// removed, and `ended` set, under the shard lock; so under the lock, a task not ended still
-    /// owns its slot (no other task's entry is there).
-    pub(crate) fn task_of(&self, key: ActiveKey, meta: &TaskMeta) -> Option<TaskRef> {
-        let slab = lock(&self.shards[key.shard()]);
-        if meta.is_ended() {
-            return None;
-        }
-        slab.get(key.index()).cloned()
-    }
-
     /// Calls `f` with the metadata of the live task `id`, if there is one (a scan of its shard,
-    /// and of the others if a full shard had passed it on, under each shard's lock: for rare
-    /// reports, not hot paths).
+    /// of the others if a full shard had passed it on, and of the nurseries, under each one's
+    /// lock: for rare reports, not hot paths).
     pub(crate) fn find<R>(&self, id: TaskId, f: impl FnOnce(&TaskMeta) -> R) -> Option<R> {
         let home = id.as_u64() as usize & self.mask;
         for i in 0..self.shards.len() {
@@ -231,11 +296,18 @@ impl Active {
                 return Some(f(task.metadata()));
             }
         }
-        None
+        let mut f = Some(f);
+        let mut out = None;
+        self.for_each_local(|t| {
+            if t.metadata().id() == id {
+                out = f.take().map(|f| f(t.metadata()));
+            }
+        });
+        out
     }
 
-    /// Calls `f` with the metadata of every live task, one shard at a time, under its lock
-    /// (`f` must not spawn or end tasks).
+    /// Calls `f` with the metadata of every live task, one shard or nursery at a time, under
+    /// its lock (`f` must not spawn or end tasks).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&TaskRef)) {
         for shard in self.shards.iter() {
             let slab = lock(shard);
@@ -243,23 +315,79 @@ impl Active {
                 f(task);
             }
         }
+        self.for_each_local(f);
     }
 
-    /// Shutdown: takes every entry out and returns the tasks.
+    /// Shutdown: takes every shard entry out, and a reference to every live task of the
+    /// nurseries (which their owners empty), and returns the tasks.
     pub(crate) fn drain(&self) -> Vec<TaskRef> {
         let mut out = Vec::new();
         for shard in self.shards.iter() {
             out.extend(lock(shard).drain());
         }
+        self.for_each_local(|t| out.push(t.clone()));
         out
     }
 
+    /// The live tasks.
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len).sum()
+        let mut n: usize = self.shards.iter().map(|s| lock(s).len).sum();
+        self.for_each_local(|_| n += 1);
+        n
     }
 }
 
-#[cfg(test)]
+/// Shutdown: wakes each of `tasks` that has not ended (so that it is cancelled: the runtime is
+/// closed) and drops the references. Call it holding no lock: a cancelled future's destructor
+/// runs here.
+pub(crate) fn cancel(tasks: Vec<TaskRef>) {
+    for task in tasks {
+        if !task.is_complete() {
+            task.wake();
+        }
+    }
+}
+
+/// A nursery's word for `task` (its reference, kept).
+fn to_word(task: TaskRef) -> Word {
+    task.into_raw()
+}
+
+/// The reference that `word` (from [`to_word`]) keeps, taken back.
+///
+/// # Safety
+///
+/// `word` came from `to_word`, and this is the only `from_word` for it.
+unsafe fn from_word(word: Word) -> TaskRef {
+    // SAFETY: the caller's promise.
+    unsafe { TaskRef::from_raw(word) }
+}
+
+/// A look at the reference that `word` keeps, not taken back.
+///
+/// # Safety
+///
+/// As for [`TaskRef::peek`]: `from_word` is not called on `word` while the look lasts.
+unsafe fn peek_word(word: Word) -> std::mem::ManuallyDrop<TaskRef> {
+    // SAFETY: the caller's promise.
+    unsafe { TaskRef::peek(word) }
+}
+
+/// Whether the task of a nursery's `word` has ended (its future is gone): the nursery's
+/// compaction asks, as the owner, under its lock.
+fn ended(word: Word) -> bool {
+    // SAFETY: the nursery calls this on words below its length, which it gives back only
+    // after (`release`).
+    unsafe { peek_word(word) }.is_complete()
+}
+
+/// Gives back a nursery's entry for an ended task.
+fn release(word: Word) {
+    // SAFETY: the nursery hands each word it gives back here once.
+    drop(unsafe { from_word(word) });
+}
+
+#[cfg(all(test, not(rt_loom)))]
 mod tests {
     use super::*;
 
@@ -308,7 +436,7 @@ mod tests {
             .chain((0..first.len()).step_by(2));
         for i in order {
             let key = ActiveKey::new(0, first[i]);
-            active.remove(key, tasks[i].metadata());
+            active.remove(key);
         }
         // ... and the next burst still takes the slots in order, not that order reversed.
         assert_eq!(fill(), first);
@@ -330,7 +458,6 @@ mod tests {
             assert!(key.index() <= 2);
             // Found wherever it went, with its own metadata.
             assert_eq!(active.find(meta.id(), TaskMeta::id), Some(meta.id()));
-            assert!(active.task_of(*key, meta).is_some());
         }
         let extra = task();
         let full = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -339,11 +466,55 @@ mod tests {
         .expect_err("a 13th task does not fit");
         let msg = full.downcast_ref::<String>().expect("a formatted message");
         assert!(msg.contains("12 live tasks"), "{msg}");
-        // A removed entry makes room again, and its task counts as ended.
-        active.remove(keys[3], tasks[3].metadata());
-        assert!(tasks[3].metadata().is_ended());
-        assert!(active.task_of(keys[3], tasks[3].metadata()).is_none());
+        // A removed entry makes room again.
+        active.remove(keys[3]);
+        assert_eq!(active.find(tasks[3].metadata().id(), TaskMeta::id), None);
         assert!(insert(&active, &extra, &closed).is_some());
         assert_eq!(active.drain().len(), 12);
+    }
+
+    /// Tasks entered in a worker's nursery are found, listed and counted while they live; the
+    /// ended ones leave the count at once and their entries go at a compaction (the nursery
+    /// is filled past its first table); emptying it hands back every entry left.
+    #[test]
+    fn a_nursery_lists_its_live_tasks_and_gives_back_the_ended() {
+        let active = Active::with_limit(1, 1000);
+        active.lease(0);
+        let mut live = Vec::new();
+        let mut ended = Vec::new();
+        for i in 0..40 {
+            let (runnable, handle) = crate::pool_task(async {}, |_| {}, None);
+            let id = runnable.metadata().id();
+            // SAFETY: this thread holds worker 0's lease.
+            unsafe { active.enter_local(0, TaskRef::new(&runnable)) };
+            if i % 4 == 0 {
+                runnable.run(); // completes
+                ended.push(id);
+            } else {
+                live.push((id, runnable));
+            }
+            drop(handle);
+        }
+        assert_eq!(active.len(), live.len());
+        let mut listed = Vec::new();
+        active.for_each(|t| listed.push(t.metadata().id()));
+        assert_eq!(listed, live.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        for (id, _) in &live {
+            assert_eq!(active.find(*id, TaskMeta::id), Some(*id));
+        }
+        for id in &ended {
+            assert_eq!(active.find(*id, TaskMeta::id), None);
+        }
+        assert!(active.take_undriven().is_empty(), "not while driven");
+        // SAFETY: as above.
+        assert!(unsafe { active.end_lease(0, false) }.is_empty());
+        let left = active.take_undriven();
+        assert!(
+            left.len() >= live.len() && left.len() < 40,
+            "compacted on the way"
+        );
+        drop(left);
+        assert_eq!(active.len(), 0);
+        drop(live);
     }
 }

@@ -290,8 +290,8 @@ impl<F: Body, S: Schedule> Cell<F, S> {
 }
 
 /// A new task's handles: its runnable (the task starts scheduled), its join handle and, for a
-/// task with a registry key, the registry's reference (counted from the start, so that it
-/// costs no atomic operation of its own).
+/// task of a runtime (its metadata names one), the registry's reference (counted from the
+/// start, so that it costs no atomic operation of its own).
 pub(crate) type Spawned<T> = (Runnable, JoinCell<T>, Option<TaskRef>);
 
 /// Creates a task: a cell holding `meta`, `schedule` and the future that `make` builds (with a
@@ -345,7 +345,7 @@ where
     F: Body,
     S: Schedule,
 {
-    let registered = meta.key.is_some();
+    let registered = meta.shared.is_some();
     let refs = if registered { 3 } else { 2 };
     let cell: *mut Cell<F, S> = Box::into_raw(Box::<Cell<F, S>>::new_uninit()).cast();
     // SAFETY: `cell` is a fresh allocation of the right layout. Each field is written once
@@ -814,6 +814,12 @@ impl<T> JoinCell<T> {
         self.header().state.load(Acquire) & COMPLETE != 0
     }
 
+    /// A reference to the task, to wake it or keep its metadata without the handle.
+    pub(crate) fn task_ref(&self) -> TaskRef {
+        acquire(self.header());
+        TaskRef { ptr: self.ptr }
+    }
+
     /// The output once the task completes; `None` if it was cancelled. Must not be polled again
     /// after it returns `Ready`.
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
@@ -956,6 +962,43 @@ impl TaskRef {
     pub(crate) fn wake(&self) {
         // SAFETY: our reference keeps the cell alive during the call.
         unsafe { wake_by_ref(self.ptr.as_ptr().cast()) }
+    }
+
+    /// Whether the task's future is gone (completed, panicked or cancelled).
+    pub(crate) fn is_complete(&self) -> bool {
+        // SAFETY: the reference keeps the cell alive.
+        unsafe { self.ptr.as_ref() }.state.load(Acquire) & COMPLETE != 0
+    }
+
+    /// The reference as a pointer, for a registry that stores words (see
+    /// [`TaskRef::from_raw`]).
+    pub(crate) fn into_raw(self) -> *mut () {
+        let ptr = self.ptr;
+        mem::forget(self);
+        ptr.as_ptr().cast()
+    }
+
+    /// The reference that [`TaskRef::into_raw`] returned.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `into_raw`, and this is the only `from_raw` for that call.
+    pub(crate) unsafe fn from_raw(ptr: *mut ()) -> TaskRef {
+        TaskRef {
+            // SAFETY: `into_raw` was given a live cell's header, which is not null.
+            ptr: unsafe { NonNull::new_unchecked(ptr.cast()) },
+        }
+    }
+
+    /// A look at the reference that `ptr` (from [`TaskRef::into_raw`]) stands for, without
+    /// taking it over: the `TaskRef` returned must not be dropped.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` came from `into_raw`, and its `from_raw` is not called while the look lasts.
+    pub(crate) unsafe fn peek(ptr: *mut ()) -> ManuallyDrop<TaskRef> {
+        // SAFETY: the caller's promise: the reference `ptr` stands for keeps the cell alive.
+        ManuallyDrop::new(unsafe { TaskRef::from_raw(ptr) })
     }
 }
 

@@ -163,21 +163,40 @@ impl Handle {
             .priority
             .or_else(crate::task::current_priority)
             .unwrap_or_default();
-        let (runnable, task) = shared.active.insert(id, &shared.closed, |key| {
+        let meta = |key| {
             let mut meta = TaskMeta::new(id, name, priority, Some(shared.clone()), key, location);
             if local {
                 meta.set_local();
             }
-            let (runnable, task, entry) = make(meta);
-            ((runnable, task), entry)
-        });
+            meta
+        };
+        let here = shared.worker_index_here();
+        let (runnable, task) = match here {
+            // Spawned on one of our workers: into its nursery, without a lock (the check of
+            // `closed` pairs with the worker's emptying of the nursery when it stops: see
+            // active.rs).
+            Some(index) if shared.active.has_nursery(index) && !shared.is_closed() => {
+                let mut meta = meta(None);
+                meta.set_in_nursery();
+                let (runnable, task, entry) = make(meta);
+                let entry = entry.expect("a runtime's task has a registry reference");
+                // SAFETY: this thread runs worker `index` (`worker_index_here`), so it holds
+                // that worker's state.
+                unsafe { shared.active.enter_local(index, entry) };
+                (runnable, task)
+            }
+            _ => shared.active.insert(id, &shared.closed, |key| {
+                let (runnable, task, entry) = make(meta(key));
+                ((runnable, task), entry)
+            }),
+        };
         let handle = JoinHandle::new(task);
         if shared.is_closed() {
             // Never started: dropping the runnable cancels the task.
             drop(runnable);
             return (None, handle);
         }
-        let (slot, owned) = shared.counters.slot(shared.worker_index_here());
+        let (slot, owned) = shared.counters.slot(here);
         bump(&slot.spawned, owned);
         if let Some(hooks) = &shared.task_hooks {
             hooks.spawned(runnable.metadata());

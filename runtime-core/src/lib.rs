@@ -123,6 +123,7 @@ pub mod hooks;
 mod idle;
 mod local;
 mod metrics;
+mod nursery;
 mod park;
 mod policy;
 mod runtime;

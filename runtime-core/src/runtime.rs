@@ -8,13 +8,17 @@
 //! 2. Every worker is unparked. A worker sees `closed` at the top of its loop (so a task that is
 //!    being polled finishes that poll), puts its state back into `Shared::states` and, under
 //!    that slot's lock, drops every task the policy's `drain` hands back with it (its own
-//!    queues and the shared ones), then exits.
+//!    queues and the shared ones). As it stops driving the worker it empties the worker's
+//!    nursery (the registry's entries of the tasks spawned on it: it wakes the live ones, which
+//!    are then dropped as in step 1), then exits.
 //! 3. The shutting-down thread waits for the workers (without limit, up to a timeout, or not at
 //!    all for `shutdown_background`), and joins those that exited.
 //!    Then it drains with every worker state that is not in use (current-thread mode: worker
-//!    0's, when no `block_on` holds it).
-//! 4. It takes every entry out of the registry of live tasks (`active.rs`) and wakes it: tasks
-//!    that were waiting on something are scheduled, hence dropped (step 1). Tasks that were
+//!    0's, when no `block_on` holds it), and empties the nurseries of the workers that nobody
+//!    drives (also those of a worker whose state an ejected policy took with it).
+//! 4. It takes every entry out of the registry's shards (`active.rs`), and a reference to each
+//!    live task of the nurseries of workers still running, and wakes them: tasks that were
+//!    waiting on something are scheduled, hence dropped (step 1). Tasks that were
 //!    queued were dropped in step 2; a task that is running on a worker that has not exited is
 //!    dropped when its poll returns.
 //! 5. A `schedule` that raced with step 1 (checked `closed` too early) pushes its task, fences,

@@ -314,11 +314,14 @@ impl Shared {
 
     pub(crate) fn task_done(
         &self,
-        key: crate::active::ActiveKey,
+        key: Option<crate::active::ActiveKey>,
         meta: &TaskMeta,
         completed: bool,
     ) {
-        self.active.remove(key, meta);
+        // A task in a nursery has no key: its entry goes when its worker next compacts.
+        if let Some(key) = key {
+            self.active.remove(key);
+        }
         let id = meta.id();
         if self.hooks.wants_task_ended() && !meta.is_local() && !self.policy.is_ejected() {
             self.policy
@@ -371,6 +374,9 @@ impl Shared {
             }
         });
         self.drain_fallback();
+        if self.is_closed() {
+            crate::active::cancel(self.active.take_undriven());
+        }
     }
 
     /// A worker thread has exited (after `worker_stopped`).
@@ -421,6 +427,18 @@ pub(crate) fn drive<'m>(
     mut main: Option<&mut (dyn MainTask + 'm)>,
 ) {
     let policy = &shared.policy;
+    // This thread owns the worker's nursery until it returns (even by a panic); stopping after
+    // the close, it empties it.
+    struct Lease<'a>(&'a Shared, usize);
+    impl Drop for Lease<'_> {
+        fn drop(&mut self) {
+            let closed = self.0.is_closed();
+            // SAFETY: taken below, by this thread.
+            crate::active::cancel(unsafe { self.0.active.end_lease(self.1, closed) });
+        }
+    }
+    shared.active.lease(index);
+    let _lease = Lease(shared, index);
     if policy.enter_loop(shared) {
         let lease = StateLease::take(shared, index).expect("one thread drives each worker");
         // SAFETY: counted in the policy's loop, `ejected` unset.

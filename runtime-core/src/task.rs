@@ -113,14 +113,15 @@ pub struct TaskMeta {
     /// any runtime). Kept here rather than in the schedule function, so that the schedule
     /// function of every runtime task is one zero-sized type.
     pub(crate) shared: Option<Arc<Shared>>,
-    /// The task's entry in its runtime's registry (`None` outside a runtime, or when the
-    /// runtime was already closed at spawn).
+    /// The task's entry in its runtime's sharded registry (`None` outside a runtime, for a
+    /// task entered in its worker's nursery instead, or when the runtime was already closed
+    /// at spawn).
     pub(crate) key: Option<ActiveKey>,
     /// The scheduling policy's own word (see [`TaskMeta::policy_slot`]).
     policy_slot: AtomicU32,
-    /// The polls so far above the low 8 bits (saturating), the flags in them: [`ENDED`],
-    /// [`FUTURE_GONE`] (set while the task lives) and [`LOCAL`], [`HOOKED`], [`TIMED`] (set at
-    /// spawn). Once the task is spawned only the thread that owns the future (polling or
+    /// The polls so far above the low 8 bits (saturating), the flags in them:
+    /// [`FUTURE_GONE`] (set while the task lives) and [`IN_NURSERY`], [`LOCAL`], [`HOOKED`],
+    /// [`TIMED`] (set at spawn). Once the task is spawned only the thread that owns the future (polling or
     /// dropping it) writes this word, so a load and a store, not a read-modify-write (a
     /// bus-locked instruction), cannot lose a bit.
     polls_flags: AtomicU32,
@@ -131,9 +132,9 @@ pub struct TaskMeta {
     pub(crate) console: crate::console::TaskSpan,
 }
 
-/// Set, under its registry shard's lock, when the task's registry entry is removed: from then
-/// on the entry's slot may name another task (see [`AbortHandle`]).
-const ENDED: u8 = 1 << 1;
+/// The task's entry is in its worker's nursery (set at spawn; see `nursery.rs`): with a
+/// registry key, what tells a task that started from one its runtime cancelled at spawn.
+const IN_NURSERY: u8 = 1 << 1;
 /// The task's future has been dropped (by the thread that owns the future: see
 /// [`TaskFuture`]).
 const FUTURE_GONE: u8 = 1 << 2;
@@ -310,23 +311,28 @@ impl TaskMeta {
         *self.polls_flags.get_mut() |= u32::from(LOCAL);
     }
 
+    /// Marks the task entered in its worker's nursery (before it is first scheduled).
+    pub(crate) fn set_in_nursery(&mut self) {
+        *self.polls_flags.get_mut() |= u32::from(IN_NURSERY);
+    }
+
+    /// Whether the task has an entry in its runtime's registry: its runtime started it.
+    #[inline]
+    fn is_registered(&self) -> bool {
+        self.key.is_some() || self.has(IN_NURSERY)
+    }
+
     /// Whether the task is a `!Send` task kept beside the policy.
     #[inline]
     pub(crate) fn is_local(&self) -> bool {
         self.has(LOCAL)
     }
 
-    /// The task's runtime and registry entry, for a task that has both.
-    #[inline]
-    pub(crate) fn owner(&self) -> Option<(&Arc<Shared>, ActiveKey)> {
-        Some((self.shared.as_ref()?, self.key?))
-    }
-
     fn set_aborted(&self) {
         self.label.set_aborted();
     }
 
-    /// Sets `flag` ([`ENDED`] or [`FUTURE_GONE`]). Only the thread that owns the task's future
+    /// Sets `flag` ([`FUTURE_GONE`]). Only the thread that owns the task's future
     /// (polling or dropping it: the task cell hands the future from one such thread to the next
     /// with a happens-before edge) writes the word once the task is spawned, so a load and a
     /// store cannot lose another writer's bit.
@@ -335,18 +341,6 @@ impl TaskMeta {
         let word = self.polls_flags.load(Ordering::Relaxed);
         self.polls_flags
             .store(word | u32::from(flag), Ordering::Release);
-    }
-
-    /// Marks the task ended (under its registry shard's lock, by the thread dropping its
-    /// future: see [`ENDED`]).
-    #[inline]
-    pub(crate) fn set_ended(&self) {
-        self.set_owned_flag(ENDED);
-    }
-
-    #[inline]
-    pub(crate) fn is_ended(&self) -> bool {
-        self.polls_flags.load(Ordering::Acquire) & u32::from(ENDED) != 0
     }
 
     /// How long ago the task was spawned, to about 17 ms (correct for tasks younger than two
@@ -615,9 +609,10 @@ impl<T> JoinHandle<T> {
             let meta = task.metadata();
             if !task.is_finished() {
                 meta.set_aborted();
-                // Wake it through the registry, so that it is polled and sees the flag.
-                if let Some((shared, key)) = meta.owner() {
-                    shared.active.wake(key);
+                // Wake a runtime's task, so that it is polled and sees the flag (a task of the
+                // blocking pool or the rayon bridge sees it if it has not started yet).
+                if meta.shared.is_some() {
+                    task.task_ref().wake();
                 }
             }
         }
@@ -626,10 +621,9 @@ impl<T> JoinHandle<T> {
     /// A handle that can abort the task without owning this one (for a task of a runtime;
     /// for one of the blocking pool or the rayon bridge, it does nothing).
     pub fn abort_handle(&self) -> AbortHandle {
-        let task = self.metadata().and_then(|meta| {
-            meta.owner()
-                .and_then(|(s, key)| s.active.task_of(key, meta))
-        });
+        let task = (self.task.as_ref())
+            .filter(|t| t.metadata().shared.is_some() && !t.is_finished())
+            .map(JoinCell::task_ref);
         AbortHandle { id: self.id, task }
     }
 
@@ -681,14 +675,10 @@ pub struct AbortHandle {
 }
 
 impl AbortHandle {
-    fn meta(&self) -> Option<&TaskMeta> {
-        self.task.as_ref().map(TaskRef::metadata)
-    }
-
     /// Cancels the task, as [`JoinHandle::abort`] does.
     pub fn abort(&self) {
         if let Some(task) = &self.task {
-            if !task.metadata().is_ended() {
+            if !task.is_complete() {
                 task.metadata().set_aborted();
                 task.wake();
             }
@@ -697,7 +687,7 @@ impl AbortHandle {
 
     /// Whether the task's future is gone (completed, panicked or cancelled).
     pub fn is_finished(&self) -> bool {
-        self.meta().is_none_or(TaskMeta::is_ended)
+        self.task.as_ref().is_none_or(TaskRef::is_complete)
     }
 
     /// The task's id.
@@ -873,8 +863,10 @@ impl<F> TaskFuture<F> {
         let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
             ManuallyDrop::drop(&mut self.future)
         }));
-        if let Some((shared, key)) = meta.owner() {
-            shared.task_done(key, meta, completed);
+        if let Some(shared) = &meta.shared
+            && meta.is_registered()
+        {
+            shared.task_done(meta.key, meta, completed);
         }
     }
 }
@@ -907,7 +899,7 @@ mod tests {
             meta.begin_poll();
         }
         assert_eq!(meta.polls(), 3);
-        assert!(meta.has(FUTURE_GONE) && !meta.is_ended());
+        assert!(meta.has(FUTURE_GONE) && !meta.is_local());
         meta.polls_flags.store(
             (!FLAG_BITS - POLL_ONE) | u32::from(FUTURE_GONE),
             Ordering::Relaxed,
@@ -915,8 +907,8 @@ mod tests {
         meta.begin_poll();
         meta.begin_poll();
         assert_eq!(meta.polls(), (1 << 24) - 1, "the count stops at its top");
-        meta.set_ended();
-        assert!(meta.has(FUTURE_GONE) && meta.is_ended());
+        meta.set_owned_flag(LOCAL);
+        assert!(meta.has(FUTURE_GONE) && meta.is_local());
         assert_eq!(meta.polls(), (1 << 24) - 1);
     }
 

@@ -208,10 +208,18 @@ fn a_policy_that_panics_is_ejected_and_dropped() {
     for workers in [0, 1] {
         let dropped = Arc::new(AtomicUsize::new(0));
         let policy = PanicsOnce(Default::default(), AtomicUsize::new(0), dropped.clone());
+        // Kept by a hook, so by the runtime's shared state: freed with it.
+        let marker = Arc::new(());
+        let m = marker.clone();
+        let hooks = runtime_core::hooks::RuntimeHooks {
+            on_thread_park: Some(Arc::new(move |_| drop(m.clone()))),
+            ..Default::default()
+        };
         let rt = Runtime::new(
             policy,
             Config {
                 worker_threads: workers,
+                hooks,
                 ..Config::default()
             },
         )
@@ -236,5 +244,37 @@ fn a_policy_that_panics_is_ejected_and_dropped() {
             "the ejected policy is dropped"
         );
         assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+        // A task spawned on a worker after the ejection (its registry entry in the worker's
+        // nursery), waiting for ever, is still dropped when the runtime is.
+        struct Flag(Arc<AtomicUsize>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let gone = Arc::new(AtomicUsize::new(0));
+        let flag = Flag(gone.clone());
+        rt.block_on(async move {
+            let h = Handle::try_current().unwrap();
+            let waiter = h.spawn(async move {
+                let _flag = flag;
+                std::future::pending::<()>().await
+            });
+            runtime_core::yield_now().await;
+            drop(waiter);
+        });
+        drop(rt);
+        assert_eq!(
+            gone.load(Ordering::SeqCst),
+            1,
+            "dropped at shutdown ({workers} workers)"
+        );
+        // Nothing keeps the runtime alive: no task's registry entry outlived the shutdown (each
+        // entry holds its task, which holds the runtime).
+        assert_eq!(
+            Arc::strong_count(&marker),
+            1,
+            "the runtime is freed ({workers} workers)"
+        );
     }
 }

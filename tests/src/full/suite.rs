@@ -725,3 +725,114 @@ pub fn shutdown_survives_destructors_that_wake_each_other_under_a_lock(make: Mak
         }
     });
 }
+
+/// Tasks spawned by a task (entered in their worker's nursery, with no lock) are registered
+/// like the others: the dump lists the live ones and none that ended, `active_tasks` counts
+/// them, an abort reaches a waiting one, and shutdown drops every future once, whether its task
+/// waits forever, waits on a sender the test keeps, or ended long ago, and the runtime is then
+/// freed. There are more of them than a nursery's first table holds, ended and live mixed, so it
+/// is compacted and grows.
+pub fn tasks_spawned_by_tasks_are_registered_and_shut_down(make: Make) {
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            // Kept by a hook, so by the runtime: freed with it.
+            let marker = Arc::new(());
+            let m = marker.clone();
+            let rt = make(workers)
+                .on_thread_park(move |_| drop(m.clone()))
+                .build()
+                .expect("the scheduler under test builds");
+            let handle = rt.handle().clone();
+            let drops = DropCounter::new();
+            let polled = Arc::new(AtomicUsize::new(0));
+            let d = drops.clone();
+            let p = polled.clone();
+            let (senders, live, ended, aborted) = rt.block_on(async move {
+                facade::spawn(async move {
+                    let (mut senders, mut live, mut ended, mut finished) =
+                        (vec![], vec![], vec![], vec![]);
+                    for i in 0..300 {
+                        let p = p.clone();
+                        match i % 3 {
+                            0 => {
+                                let h = facade::spawn(d.wrap(async {}));
+                                ended.push(h.id());
+                                finished.push(h);
+                            }
+                            1 => {
+                                let (tx, rx) = oneshot::<()>();
+                                senders.push(tx);
+                                let h = facade::spawn(d.wrap(async move {
+                                    p.fetch_add(1, Ordering::SeqCst);
+                                    let _ = rx.await;
+                                }));
+                                live.push(h.id());
+                            }
+                            _ => {
+                                let h = facade::spawn(d.wrap(async move {
+                                    p.fetch_add(1, Ordering::SeqCst);
+                                    std::future::pending::<()>().await
+                                }));
+                                live.push(h.id());
+                                if i == 2 {
+                                    h.abort();
+                                    assert!(h.await.unwrap_err().is_cancelled());
+                                }
+                            }
+                        }
+                    }
+                    for h in finished {
+                        h.await.unwrap();
+                    }
+                    let aborted = live.remove(1);
+                    (senders, live, ended, aborted)
+                })
+                .await
+                .unwrap()
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while polled.load(Ordering::SeqCst) < live.len() {
+                if workers == 0 {
+                    rt.block_on(facade::yield_now());
+                } else {
+                    std::thread::yield_now();
+                }
+                assert!(std::time::Instant::now() < deadline, "the tasks are polled");
+            }
+            let dump = handle.dump();
+            let listed: std::collections::HashSet<_> = dump.tasks.iter().map(|t| t.id).collect();
+            for id in &live {
+                assert!(
+                    listed.contains(id),
+                    "a waiting task is listed ({workers} workers)"
+                );
+            }
+            for id in ended.iter().chain([&aborted]) {
+                assert!(
+                    !listed.contains(id),
+                    "an ended task is not ({workers} workers)"
+                );
+            }
+            assert_eq!(handle.as_core().active_tasks(), live.len(), "{dump}");
+            assert_eq!(
+                drops.drops(),
+                ended.len() + 1,
+                "the ended and the aborted are dropped"
+            );
+            drop(rt);
+            assert_eq!(
+                drops.drops(),
+                300,
+                "every future dropped once ({workers} workers)"
+            );
+            drop((senders, handle));
+            // No registry entry outlived the shutdown (each holds its task, which holds the
+            // runtime).
+            assert_eq!(
+                Arc::strong_count(&marker),
+                1,
+                "the runtime is freed ({workers} workers)"
+            );
+        }
+    });
+}
