@@ -308,6 +308,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn worker_index_here(&self) -> Option<usize> {
         self.worker_here().map(|w| w.index)
     }
