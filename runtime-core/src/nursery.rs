@@ -39,8 +39,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 /// An entry: a raw `TaskRef`.
 pub(crate) type Word = *mut ();
 
-/// Entries in a new nursery.
-const FIRST_CAPACITY: usize = 16;
+/// Entries in a new nursery. Small on purpose: while few tasks live at once (a chain of spawns)
+/// the table stays this size, and each compaction frees at most 7 cells, which glibc's cache of
+/// freed blocks (7 per size) takes whole, so the next spawns reuse them at once. With 16,
+/// chained_spawn costs 2.6% more instructions (callgrind: 5,016,309 against 4,886,172).
+const FIRST_CAPACITY: usize = 8;
 
 pub(crate) struct Nursery {
     /// Held by a reader while it reads, and by the owner while it rewrites words below `len`
