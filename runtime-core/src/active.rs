@@ -190,18 +190,12 @@ impl Active {
         out
     }
 
-    /// Whether worker `index` has a nursery (every worker of the runtime does).
-    #[inline]
-    pub(crate) fn has_nursery(&self, index: usize) -> bool {
-        index < self.nurseries.len()
-    }
-
-    /// Enters `task`, spawned on worker `index`, in that worker's nursery.
+    /// Enters `task`, spawned on worker `index`, in that worker's nursery (every worker index
+    /// of the runtime has one).
     ///
     /// # Safety
     ///
-    /// This thread drives worker `index` (it holds the nursery's lease: see nursery.rs), and
-    /// `has_nursery(index)`.
+    /// This thread drives worker `index` (it holds the nursery's lease: see nursery.rs).
     #[inline]
     pub(crate) unsafe fn enter_local(&self, index: usize, task: TaskRef) {
         // SAFETY: the caller is the nursery's owner.
@@ -216,19 +210,15 @@ impl Active {
     ///
     /// This thread drives worker `index` (it holds the nursery's lease).
     pub(crate) unsafe fn tidy_local(&self, index: usize) {
-        if let Some(n) = self.nurseries.get(index) {
-            let now = crate::task::coarse_now().as_secs() as usize;
-            // SAFETY: the caller is the nursery's owner.
-            unsafe { n.tidy(now, ended, release) }
-        }
+        let now = || crate::task::coarse_now().as_secs() as usize;
+        // SAFETY: the caller is the nursery's owner.
+        unsafe { self.nurseries[index].tidy(now, ended, release) }
     }
 
     /// Makes this thread the owner of worker `index`'s nursery: it drives that worker until
     /// [`Active::end_lease`].
     pub(crate) fn lease(&self, index: usize) {
-        if let Some(n) = self.nurseries.get(index) {
-            n.lease();
-        }
+        self.nurseries[index].lease();
     }
 
     /// This thread stops driving worker `index`; with `empty` (the runtime is closed) it
@@ -238,11 +228,8 @@ impl Active {
     ///
     /// This thread holds the lease ([`Active::lease`]).
     pub(crate) unsafe fn end_lease(&self, index: usize, empty: bool) -> Vec<TaskRef> {
-        let Some(n) = self.nurseries.get(index) else {
-            return Vec::new();
-        };
         // SAFETY: the caller holds the lease.
-        let words = unsafe { n.end_lease(empty) };
+        let words = unsafe { self.nurseries[index].end_lease(empty) };
         // SAFETY: every word taken out of a nursery is a reference entered by `to_word`.
         words.into_iter().map(|w| unsafe { from_word(w) }).collect()
     }

@@ -156,6 +156,14 @@ pub(crate) struct Header {
     meta: TaskMeta,
 }
 
+impl Header {
+    /// Whether `COMPLETE` is set (acquire: what the completer wrote before it is visible).
+    #[inline]
+    fn is_complete(&self) -> bool {
+        self.state.load(Acquire) & COMPLETE != 0
+    }
+}
+
 /// The operations that know the future's, output's and schedule function's types.
 struct Vtable {
     /// Polls the future; on `Ready` drops it and stores the output. The caller holds `RUNNING`.
@@ -811,7 +819,7 @@ impl<T> JoinCell<T> {
 
     /// Whether the future is gone (completed or cancelled).
     pub(crate) fn is_finished(&self) -> bool {
-        self.header().state.load(Acquire) & COMPLETE != 0
+        self.header().is_complete()
     }
 
     /// A reference to the task, to wake it or keep its metadata without the handle.
@@ -967,7 +975,7 @@ impl TaskRef {
     /// Whether the task's future is gone (completed, panicked or cancelled).
     pub(crate) fn is_complete(&self) -> bool {
         // SAFETY: the reference keeps the cell alive.
-        unsafe { self.ptr.as_ref() }.state.load(Acquire) & COMPLETE != 0
+        unsafe { self.ptr.as_ref() }.is_complete()
     }
 
     /// The reference as a pointer, for a registry that stores words (see

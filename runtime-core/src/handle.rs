@@ -175,13 +175,13 @@ impl Handle {
             // Spawned on one of our workers: into its nursery, without a lock (the check of
             // `closed` pairs with the worker's emptying of the nursery when it stops: see
             // active.rs).
-            Some(index) if shared.active.has_nursery(index) && !shared.is_closed() => {
+            Some(index) if !shared.is_closed() => {
                 let mut meta = meta(None);
                 meta.set_in_nursery();
                 let (runnable, task, entry) = make(meta);
                 let entry = entry.expect("a runtime's task has a registry reference");
-                // SAFETY: this thread runs worker `index` (`worker_index_here`), so it holds
-                // that worker's state.
+                // SAFETY: this thread runs worker `index` (`worker_index_here`), so it drives
+                // that worker and holds its nursery's lease (`drive`).
                 unsafe { shared.active.enter_local(index, entry) };
                 (runnable, task)
             }

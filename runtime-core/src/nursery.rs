@@ -103,7 +103,8 @@ impl Nursery {
         self.len.store(len + 1, Release);
     }
 
-    /// Compacts (a worker about to park, at `now` in seconds of any monotonic clock) if
+    /// Compacts (a worker about to park; `now` reads seconds of any monotonic clock, and only
+    /// if there are entries) if
     /// enough entries were made since the last time for the scan to be paid for by them, or if
     /// the last time was a second ago or more: tasks that ended among the older entries are
     /// given back then, at most once a second's cost of a scan.
@@ -113,13 +114,17 @@ impl Nursery {
     /// The caller is the owner.
     pub(crate) unsafe fn tidy(
         &self,
-        now: usize,
+        now: impl FnOnce() -> usize,
         ended: impl Fn(Word) -> bool,
         release: impl FnMut(Word),
     ) {
         let len = self.len.load(Relaxed);
+        if len == 0 {
+            return;
+        }
+        let now = now();
         let fresh = len.saturating_sub(self.settled.load(Relaxed));
-        let stale = len > 0 && now != self.tidied_at.load(Relaxed);
+        let stale = now != self.tidied_at.load(Relaxed);
         if fresh > 0 && fresh * 2 >= len || stale {
             self.tidied_at.store(now, Relaxed);
             // SAFETY: the caller is the owner.
@@ -294,7 +299,7 @@ mod tests {
         mut release: impl FnMut(usize),
     ) {
         // SAFETY: as above.
-        unsafe { n.tidy(now, |w| ended(num(w)), |w| release(num(w))) }
+        unsafe { n.tidy(|| now, |w| ended(num(w)), |w| release(num(w))) }
     }
 
     fn take_all(n: &Nursery) -> Vec<usize> {

@@ -236,7 +236,8 @@ fn run<S: Scheduler>(
             None if !st.registered => {
                 clock.interrupt();
                 // Out of work: a moment to give back the nursery's entries of ended tasks.
-                // SAFETY: this thread runs worker `index`, so it holds that worker's state.
+                // SAFETY: this thread runs worker `index`, inside `drive`, which holds the
+                // nursery's lease.
                 unsafe { shared.active.tidy_local(index) };
                 // Announce, then look once more before sleeping (no lost wake-up).
                 idle.transition_to_parked(index, st.searching);
