@@ -60,7 +60,9 @@
 //!   or dropping an output that nobody will read.
 //! - A wake of an idle task sets `SCHEDULED` and makes a runnable (with a new reference for
 //!   `wake_by_ref`, with the waker's own for `wake`); of a running task, sets `SCHEDULED` only;
-//!   of a scheduled or complete task, does nothing.
+//!   of a complete task, does nothing; of a scheduled one, writes the same word back (an
+//!   exchange, not a load alone: it orders what the waker's caller wrote before the poll that
+//!   is to see it; see `wake_by_ref`).
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -1168,10 +1170,19 @@ unsafe fn wake_by_ref(data: *const ()) {
     }
     let mut state = header.state.load(Acquire);
     loop {
-        if state & (COMPLETE | SCHEDULED) != 0 {
+        if state & COMPLETE != 0 {
             return;
         }
-        let next = if state & RUNNING != 0 {
+        let next = if state & SCHEDULED != 0 {
+            // Already scheduled: still an exchange (of the same value), never a return on the
+            // load alone. The waker's caller wrote what the task is to see (a message, the
+            // abort bit) before this call; the exchange publishes it (release) to the poll this
+            // schedule stands for, whose `RUNNING` exchange comes later in the state's order.
+            // A load alone can read a `SCHEDULED` that the poll has already cleared: then
+            // neither side sees the other's write, and the wake-up is lost (store buffering;
+            // x86 reorders a plain store before a later load, so this is not only Miri's).
+            state
+        } else if state & RUNNING != 0 {
             state | SCHEDULED
         } else {
             // A new reference, for the runnable.
@@ -1182,7 +1193,7 @@ unsafe fn wake_by_ref(data: *const ()) {
             .compare_exchange_weak(state, next, AcqRel, Acquire)
         {
             Ok(_) => {
-                if state & RUNNING == 0 {
+                if state & (RUNNING | SCHEDULED) == 0 {
                     if state > MAX_REFS {
                         std::process::abort();
                     }
@@ -2132,6 +2143,39 @@ mod loom_tests {
             assert!(join(j).is_none());
             assert_eq!(drops.load(SeqCst), 0, "no output was made");
             assert_eq!(Arc::strong_count(&slot), 1, "the future is dropped");
+            assert_eq!(q.live_cells(), 0);
+        });
+    }
+
+    /// Another thread writes what the task waits for (a release store, as an abort sets its
+    /// bit) and wakes the task by reference just as a poll of it starts: either the poll sees
+    /// the write or the wake schedules one that does. A wake that returned on a stale load of
+    /// `SCHEDULED` lost this (Miri found it as a deadlock of `JoinHandle::abort`).
+    #[test]
+    fn a_wake_of_a_scheduled_task_is_seen_by_its_poll() {
+        loom::model(|| {
+            let q = Queue::new();
+            let ready = Arc::new(AtomicBool::new(false));
+            let seen = ready.clone();
+            let (r, j) = q.spawn(std::future::poll_fn(move |_| {
+                if seen.load(Acquire) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            }));
+            let task = j.task_ref();
+            let waking = loom::thread::spawn(move || {
+                ready.store(true, Release);
+                task.wake();
+            });
+            r.run();
+            waking.join().unwrap();
+            while let Some(r) = q.pop() {
+                r.run();
+            }
+            assert!(j.is_finished(), "the write and the wake were both lost");
+            drop(j);
             assert_eq!(q.live_cells(), 0);
         });
     }
