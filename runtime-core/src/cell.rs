@@ -291,7 +291,15 @@ impl<F: Body, S: Schedule> Cell<F, S> {
             if state & COMPLETE == 0 {
                 Self::drop_future(ptr);
             }
-            ptr::drop_in_place(ptr::addr_of_mut!((*cell).header.awaiter));
+            // A waker that is not a task's is user code: a panic in its destructor is caught
+            // and reported, so that the cell is still freed, and whoever gave up the last
+            // reference (a worker's nursery as it compacts, a spawn, a join handle's drop)
+            // goes on.
+            if let Some(awaiter) = (*(*cell).header.awaiter.get()).take() {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(awaiter))) {
+                    crate::fault::report_panic("the destructor of a join handle's waker", &*p);
+                }
+            }
             ptr::drop_in_place(ptr::addr_of_mut!((*cell).header.meta));
             ptr::drop_in_place(ptr::addr_of_mut!((*cell).schedule));
             drop(Box::from_raw(cell.cast::<MaybeUninit<Cell<F, S>>>()));

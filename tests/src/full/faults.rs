@@ -2,6 +2,7 @@
 //! runtime's own code fail, and asserts that the runtime reports it (a `tracing` ERROR and
 //! `RuntimeMetrics::caught_panics`) and keeps working.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
@@ -125,6 +126,77 @@ pub fn a_panicking_join_handle_waker_is_contained(make: Make) {
                 }
                 assert_eq!(handle.await.unwrap(), 7);
             });
+            let m = rt.metrics();
+            assert!(m.caught_panics >= 1, "{workers} workers: {m:?}");
+        }
+    });
+}
+
+/// A waker whose destructor panics.
+struct PanicsWhenDropped;
+
+impl Wake for PanicsWhenDropped {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for PanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("injected: this waker's destructor panics");
+    }
+}
+
+/// A join handle polled once with a waker whose destructor panics, then dropped after its task
+/// finished: the waker stays in the task's cell until the last reference to the cell goes,
+/// which is the registry's, given back by the worker in a later spawn or as it parks (the task
+/// was spawned by a task, on a worker). The panic is caught and reported, that spawn and the
+/// spawning task go on, and the runtime keeps working.
+pub fn a_join_handle_waker_that_panics_when_dropped_is_contained(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = make(workers).build().unwrap();
+            let out = rt.block_on(rt.spawn(async {
+                // The task waits for the go, so that the handle's poll finds it unfinished.
+                let (go, wait) = crate::util::oneshot::<()>();
+                let mut handle = facade::spawn(async move {
+                    let _ = wait.await;
+                    7
+                });
+                {
+                    let waker = Waker::from(Arc::new(PanicsWhenDropped));
+                    let mut cx = Context::from_waker(&waker);
+                    // The handle keeps a clone as its awaiter: this one goes without the panic,
+                    // the clone (the last) with it.
+                    assert!(Pin::new(&mut handle).poll(&mut cx).is_pending());
+                }
+                go.send(());
+                while !handle.is_finished() {
+                    facade::yield_now().await;
+                }
+                drop(handle);
+                // More spawns than a nursery's first table holds, in a row, on this worker.
+                let more: Vec<_> = (0..20).map(|i| facade::spawn(async move { i })).collect();
+                let mut sum = 0;
+                for h in more {
+                    sum += h.await.unwrap();
+                }
+                sum
+            }));
+            assert_eq!(
+                out.unwrap(),
+                190,
+                "{workers} workers: the spawning task went on"
+            );
+            assert_eq!(
+                rt.block_on(async { facade::spawn(async { 1 }).await })
+                    .unwrap(),
+                1
+            );
+            // With two workers the spawning task may have moved to the other worker after the
+            // first spawn: the first worker then gives the entry back when it parks.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while rt.metrics().caught_panics == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let m = rt.metrics();
             assert!(m.caught_panics >= 1, "{workers} workers: {m:?}");
         }
