@@ -223,7 +223,10 @@ impl Handle {
         crate::TaskDump::collect(&self.shared)
     }
 
-    /// A snapshot of the runtime's counters.
+    /// A snapshot of the runtime's counters. The counters are read one after another while
+    /// the workers run, not frozen together: while tasks are polled, two figures that count the
+    /// same polls (the per-worker and per-class histograms, say) may differ by the polls that
+    /// ended in between.
     pub fn metrics(&self) -> RuntimeMetrics {
         let mut m = self.shared.counters.snapshot();
         m.tasks_alive = m.tasks_spawned.saturating_sub(m.tasks_completed);

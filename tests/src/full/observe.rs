@@ -290,11 +290,22 @@ pub fn histograms_count_every_poll_and_budget_yields_are_counted(make: Make) {
             let sum = |v: &[(String, facade::HistogramSnapshot)]| -> u64 {
                 v.iter().map(|(_, h)| h.total()).sum()
             };
+            let per_worker = |m: &facade::RuntimeMetrics| -> u64 {
+                m.workers
+                    .iter()
+                    .map(|w| w.poll_time.as_ref().map_or(0, |h| h.total()))
+                    .sum()
+            };
             // A worker records a poll (in both histograms) just after it ends, maybe after
-            // `block_on` saw the output it produced: wait for the last records (bounded).
+            // `block_on` saw the output it produced: wait for the last records (bounded). A
+            // snapshot reads the per-worker histograms before the per-class ones, so a record
+            // that lands in between shows in the second only: wait until all three agree.
             let mut m = rt.metrics();
             for _ in 0..1000 {
-                if sum(&m.poll_time) == m.tasks_polled && sum(&m.schedule_latency) == m.tasks_polled
+                let polls = m.tasks_polled;
+                if sum(&m.poll_time) == polls
+                    && sum(&m.schedule_latency) == polls
+                    && per_worker(&m) == polls
                 {
                     break;
                 }
@@ -306,12 +317,7 @@ pub fn histograms_count_every_poll_and_budget_yields_are_counted(make: Make) {
             assert!(!m.poll_time.is_empty(), "at least one class");
             assert_eq!(sum(&m.poll_time), polls, "{workers} workers: {m:?}");
             assert_eq!(sum(&m.schedule_latency), polls, "{workers} workers");
-            let per_worker: u64 = m
-                .workers
-                .iter()
-                .map(|w| w.poll_time.as_ref().map_or(0, |h| h.total()))
-                .sum();
-            assert_eq!(per_worker, polls);
+            assert_eq!(per_worker(&m), polls, "{workers} workers: per worker");
             let slowest = m
                 .poll_time
                 .iter()
