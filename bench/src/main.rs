@@ -3,10 +3,12 @@
 //!
 //! ```text
 //! cargo run --release -p bench -- [WORKLOAD...] [--runtime NAME...] [--samples N]
-//!                                 [--json FILE] [--svg FILE]
+//!                                 [--pin-ct CPU] [--json FILE] [--svg FILE]
 //! ```
 //!
-//! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread). A
+//! Every runtime runs with 2 worker threads unless its name ends in `-ct` (one thread). With
+//! `--pin-ct CPU`, the `-ct` runtimes' samples of the scheduling workloads run on that CPU
+//! (see `pin.rs`). A
 //! workload's samples are taken in rounds, one sample of every runtime per round, each right
 //! after an unrecorded warm-up run on the same runtime (see [`sample_in_rounds`]). Progress
 //! goes to stderr; the table to stdout.
@@ -14,6 +16,7 @@
 mod alloc;
 mod exec;
 mod floor;
+mod pin;
 mod report;
 mod workloads;
 
@@ -147,7 +150,9 @@ fn sample_in_rounds(
     workload: &str,
     runtimes: &[String],
     samples: usize,
+    pin: Option<&pin::Pin>,
 ) -> Vec<(String, Vec<Sample>)> {
+    let pinned = |r: &str| pin.filter(|_| r.ends_with("-ct") && workloads::is_scheduling(workload));
     let mut cells: Vec<(String, Option<Sampler>, Vec<Sample>)> = runtimes
         .iter()
         .map(|r| {
@@ -163,7 +168,11 @@ fn sample_in_rounds(
         for i in 0..n {
             let (r, sampler, out) = &mut cells[(round + i) % n];
             let Some(take) = sampler else { continue };
-            match take() {
+            let sample = match pinned(r) {
+                Some(p) => p.run(&mut *take),
+                None => take(),
+            };
+            match sample {
                 Some(x) => out.push(x),
                 // Not supported (the first sample says so).
                 None if out.is_empty() => *sampler = None,
@@ -187,6 +196,7 @@ struct Args {
     workloads: Vec<String>,
     runtimes: Vec<String>,
     samples: usize,
+    pin: Option<pin::Pin>,
     json: Option<String>,
     svg: Option<String>,
 }
@@ -196,6 +206,7 @@ fn parse() -> Result<Args, String> {
         workloads: Vec::new(),
         runtimes: Vec::new(),
         samples: 10,
+        pin: None,
         json: None,
         svg: None,
     };
@@ -213,11 +224,17 @@ fn parse() -> Result<Args, String> {
                     .filter(|&n| n > 0)
                     .ok_or("--samples needs a positive whole number")?
             }
+            "--pin-ct" => {
+                let cpu = value("--pin-ct")?
+                    .parse()
+                    .map_err(|_| "--pin-ct needs a CPU number (0, 1, ...)")?;
+                a.pin = Some(pin::Pin::new(cpu)?);
+            }
             "--json" => a.json = Some(value("--json")?),
             "--svg" => a.svg = Some(value("--svg")?),
             "-h" | "--help" => {
                 return Err(format!(
-                    "usage: bench [WORKLOAD...] [--runtime NAME...] [--samples N] [--json FILE] [--svg FILE]\n\
+                    "usage: bench [WORKLOAD...] [--runtime NAME...] [--samples N] [--pin-ct CPU] [--json FILE] [--svg FILE]\n\
                      workloads: {}\nruntimes: {}",
                     WORKLOADS.join(", "),
                     RUNTIMES.join(", ")
@@ -283,7 +300,7 @@ fn main() -> ExitCode {
             "{w}: {samples} rounds over {} runtimes",
             args.runtimes.len()
         );
-        for (r, s) in sample_in_rounds(w, &args.runtimes, samples) {
+        for (r, s) in sample_in_rounds(w, &args.runtimes, samples, args.pin.as_ref()) {
             let mut extra: Vec<(&'static str, f64)> = Vec::new();
             if let Some(first) = s.first() {
                 for (i, (k, _)) in first.extra.iter().enumerate() {
@@ -302,8 +319,12 @@ fn main() -> ExitCode {
             records.push(rec);
         }
     }
+    let pinned = match &args.pin {
+        Some(p) => format!(" (pinned to CPU {} on the scheduling workloads)", p.cpu()),
+        None => String::new(),
+    };
     println!(
-        "{THREADS} worker threads (-ct runtimes: one); {} samples per cell; \
+        "{THREADS} worker threads (-ct runtimes: one{pinned}); {} samples per cell; \
          ratio = median / tokio's median (idle_memory: bytes per task)\n",
         args.samples
     );

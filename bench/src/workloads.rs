@@ -49,13 +49,18 @@ pub(crate) fn fresh_runtime_per_sample(workload: &str) -> bool {
     workload == "idle_memory" || workload.starts_with("latency")
 }
 
-/// Runs one sample of `workload` on `e`; `None` if the runtime cannot run it.
-pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
-    let scheduling = matches!(
+/// The scheduling workloads: tasks, wakes and queues only, no I/O, timers or other threads
+/// (the ones the floor runtimes run).
+pub(crate) fn is_scheduling(workload: &str) -> bool {
+    matches!(
         workload,
         "spawn_many_local" | "spawn_many_remote" | "yield_many" | "ping_pong" | "chained_spawn"
-    );
-    if e.scheduling_only() && !scheduling {
+    )
+}
+
+/// Runs one sample of `workload` on `e`; `None` if the runtime cannot run it.
+pub(crate) fn run<E: Exec>(e: &E, workload: &str) -> Option<Sample> {
+    if e.scheduling_only() && !is_scheduling(workload) {
         return None;
     }
     let s = e.spawner();
