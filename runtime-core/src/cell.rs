@@ -478,6 +478,21 @@ loom::thread_local! {
     static POLLING: std::cell::Cell<Polling> = std::cell::Cell::new(Polling::NONE);
 }
 
+/// The metadata of the task this thread is polling (the innermost, if polls nest), or null.
+///
+/// The pointer is valid for as long as that poll runs: the runner's reference keeps the cell
+/// alive, and the record is put back before the poll gives that reference up.
+#[inline]
+pub(crate) fn polling_meta() -> *const TaskMeta {
+    let cell = POLLING.with(|p| p.get().cell);
+    if cell.is_null() {
+        return ptr::null();
+    }
+    // SAFETY: a non-null record's cell is alive while its poll runs (above), and this thread
+    // is inside that poll.
+    unsafe { ptr::addr_of!((*cell).meta) }
+}
+
 /// If this thread is polling the task of `ptr`, notes a wake of it (`wake`) and the drop of
 /// `refs` references, for the end of the poll, and returns `true`.
 fn defer_to_poll(ptr: NonNull<Header>, wake: bool, refs: usize) -> bool {

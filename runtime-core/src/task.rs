@@ -756,17 +756,12 @@ impl<F> TaskFuture<F> {
     }
 }
 
-thread_local! {
-    /// The metadata of the task being polled on this thread (null outside a poll).
-    static CURRENT: Cell<*const TaskMeta> = const { Cell::new(std::ptr::null()) };
-}
-
-/// Calls `f` with the metadata of the task being polled on this thread, if any.
+/// Calls `f` with the metadata of the task being polled on this thread, if any (also while
+/// its hooks run and while its future is dropped at its end).
 pub fn with_current_task<R>(f: impl FnOnce(Option<&TaskMeta>) -> R) -> R {
-    let ptr = CURRENT.with(Cell::get);
-    // `CURRENT` is non-null only while `TaskFuture::poll` runs on this thread, pointing to that
-    // task's metadata, which the poll borrows from the task's cell for its whole length; `f` runs
-    // within that poll (it is called from code the poll calls).
+    let ptr = crate::cell::polling_meta();
+    // The pointer is null outside a poll, and otherwise valid for the poll, which `f` runs
+    // within (it is called from code the poll calls).
     // SAFETY: per the above the pointer is null or valid, and the reference does not escape `f`.
     f(unsafe { ptr.as_ref() })
 }
@@ -780,15 +775,6 @@ pub fn current_priority() -> Option<Priority> {
 /// next scheduling. Returns `false` outside a task.
 pub fn set_current_priority(priority: Priority) -> bool {
     with_current_task(|t| t.map(|t| t.set_priority(priority)).is_some())
-}
-
-/// Restores the previous current task when a poll ends (even by a panic).
-struct CurrentGuard(*const TaskMeta);
-
-impl Drop for CurrentGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
-    }
 }
 
 impl<F: Future> Body for TaskFuture<F> {
@@ -810,7 +796,6 @@ impl<F: Future> Body for TaskFuture<F> {
         // SAFETY: see above: the future stays where it is until it is dropped in place, and it
         // is still there (`FUTURE_GONE` is clear).
         let fut = unsafe { Pin::new_unchecked(&mut *this.future) };
-        let _current = CurrentGuard(CURRENT.with(|c| c.replace(meta)));
         meta.begin_poll();
         #[cfg(feature = "console")]
         let _entered = this.span.enter();

@@ -604,6 +604,57 @@ pub fn ping_pong(make: Make) {
     });
 }
 
+/// `task::id` inside a task is that task's id (as tokio's), also in its future's destructor,
+/// whether the future ends by completing or by an abort; `try_id` outside a task is `None`.
+pub fn the_task_id_is_known_in_the_task_and_its_destructor(make: Make) {
+    use facade::task::{TaskId, try_id};
+    use std::sync::Mutex;
+
+    /// Records `try_id()` when dropped.
+    struct SeesId(Arc<Mutex<Vec<Option<TaskId>>>>);
+    impl Drop for SeesId {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(try_id());
+        }
+    }
+
+    within(LIMIT, move || {
+        for workers in SHAPES {
+            let rt = rt(make, workers);
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            rt.block_on(async {
+                assert_eq!(try_id(), None, "block_on's own future is not a task");
+                let guard = SeesId(seen.clone());
+                let done = facade::spawn(async move {
+                    let _guard = guard;
+                    facade::yield_now().await;
+                    facade::task::id()
+                });
+                let done_id = done.id();
+                assert_eq!(done.await.unwrap(), done_id, "{workers} workers");
+
+                let guard = SeesId(seen.clone());
+                let (started, wait) = oneshot::<()>();
+                let aborted = facade::spawn(async move {
+                    let _guard = guard;
+                    started.send(());
+                    std::future::pending::<()>().await
+                });
+                let aborted_id = aborted.id();
+                wait.await;
+                aborted.abort();
+                assert!(aborted.await.unwrap_err().is_cancelled());
+                assert_eq!(
+                    *seen.lock().unwrap(),
+                    [Some(done_id), Some(aborted_id)],
+                    "{workers} workers: each destructor ran in its own task"
+                );
+                assert_eq!(try_id(), None);
+            });
+        }
+    });
+}
+
 pub fn task_names_and_priorities_are_carried(make: Make) {
     let rt = rt(make, 1);
     rt.block_on(async {
