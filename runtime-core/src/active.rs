@@ -199,7 +199,7 @@ impl Active {
     #[inline]
     pub(crate) unsafe fn enter_local(&self, index: usize, task: TaskRef) {
         // SAFETY: the caller is the nursery's owner.
-        unsafe { self.nurseries[index].push(to_word(task), ended, release) }
+        unsafe { self.nurseries[index].push(task.into_raw(), ended, release) }
     }
 
     /// Gives back what worker `index`'s nursery holds for ended tasks, if enough has been
@@ -230,16 +230,19 @@ impl Active {
     pub(crate) unsafe fn end_lease(&self, index: usize, empty: bool) -> Vec<TaskRef> {
         // SAFETY: the caller holds the lease.
         let words = unsafe { self.nurseries[index].end_lease(empty) };
-        // SAFETY: every word taken out of a nursery is a reference entered by `to_word`.
-        words.into_iter().map(|w| unsafe { from_word(w) }).collect()
+        // SAFETY: every word taken out of a nursery is a reference entered by `into_raw`.
+        words
+            .into_iter()
+            .map(|w| unsafe { TaskRef::from_raw(w) })
+            .collect()
     }
 
     /// Shutdown: empties the nurseries of the workers nobody drives and returns their entries,
     /// for [`cancel`].
     pub(crate) fn take_undriven(&self) -> Vec<TaskRef> {
         let words = self.nurseries.iter().flat_map(Nursery::take_undriven);
-        // SAFETY: every word taken out of a nursery is a reference entered by `to_word`.
-        words.map(|w| unsafe { from_word(w) }).collect()
+        // SAFETY: every word taken out of a nursery is a reference entered by `into_raw`.
+        words.map(|w| unsafe { TaskRef::from_raw(w) }).collect()
     }
 
     /// Calls `f` with each live task of the nurseries (under each one's lock).
@@ -248,7 +251,7 @@ impl Active {
             n.for_each(|word| {
                 // SAFETY: a word below a nursery's length, read under its lock, is a reference
                 // that only the owner gives back, under the same lock.
-                let task = unsafe { peek_word(word) };
+                let task = unsafe { TaskRef::peek(word) };
                 if !task.is_complete() {
                     f(&task);
                 }
@@ -335,43 +338,18 @@ pub(crate) fn cancel(tasks: Vec<TaskRef>) {
     }
 }
 
-/// A nursery's word for `task` (its reference, kept).
-fn to_word(task: TaskRef) -> Word {
-    task.into_raw()
-}
-
-/// The reference that `word` (from [`to_word`]) keeps, taken back.
-///
-/// # Safety
-///
-/// `word` came from `to_word`, and this is the only `from_word` for it.
-unsafe fn from_word(word: Word) -> TaskRef {
-    // SAFETY: the caller's promise.
-    unsafe { TaskRef::from_raw(word) }
-}
-
-/// A look at the reference that `word` keeps, not taken back.
-///
-/// # Safety
-///
-/// As for [`TaskRef::peek`]: `from_word` is not called on `word` while the look lasts.
-unsafe fn peek_word(word: Word) -> std::mem::ManuallyDrop<TaskRef> {
-    // SAFETY: the caller's promise.
-    unsafe { TaskRef::peek(word) }
-}
-
 /// Whether the task of a nursery's `word` has ended (its future is gone): the nursery's
 /// compaction asks, as the owner, under its lock.
 fn ended(word: Word) -> bool {
     // SAFETY: the nursery calls this on words below its length, which it gives back only
     // after (`release`).
-    unsafe { peek_word(word) }.is_complete()
+    unsafe { TaskRef::peek(word) }.is_complete()
 }
 
 /// Gives back a nursery's entry for an ended task.
 fn release(word: Word) {
     // SAFETY: the nursery hands each word it gives back here once.
-    drop(unsafe { from_word(word) });
+    drop(unsafe { TaskRef::from_raw(word) });
 }
 
 #[cfg(all(test, not(rt_loom)))]
