@@ -847,6 +847,12 @@ impl<T> JoinCell<T> {
         self.header().is_complete()
     }
 
+    /// Wakes the task (as `Waker::wake_by_ref`), through the handle's own reference.
+    pub(crate) fn wake(&self) {
+        // SAFETY: the handle's reference keeps the cell alive during the call.
+        unsafe { wake_by_ref(self.ptr.as_ptr().cast()) }
+    }
+
     /// A reference to the task, to wake it or keep its metadata without the handle.
     pub(crate) fn task_ref(&self) -> TaskRef {
         acquire(self.header());

@@ -121,9 +121,9 @@ pub struct TaskMeta {
     policy_slot: AtomicU32,
     /// The polls so far above the low 8 bits (saturating), the flags in them:
     /// [`FUTURE_GONE`] (set while the task lives) and [`IN_NURSERY`], [`LOCAL`], [`HOOKED`],
-    /// [`TIMED`] (set at spawn). Once the task is spawned only the thread that owns the future (polling or
-    /// dropping it) writes this word, so a load and a store, not a read-modify-write (a
-    /// bus-locked instruction), cannot lose a bit.
+    /// [`TIMED`] (set at spawn). Once the task is spawned only the thread that owns the
+    /// future (polling or dropping it) writes this word, so a load and a store, not a
+    /// read-modify-write (a bus-locked instruction), cannot lose a bit.
     polls_flags: AtomicU32,
     /// When it was spawned: the coarse clock in `SPAWN_TICK`s (wraps after two years).
     spawned_at: u32,
@@ -614,7 +614,7 @@ impl<T> JoinHandle<T> {
                 // Wake a runtime's task, so that it is polled and sees the flag (a task of the
                 // blocking pool or the rayon bridge sees it if it has not started yet).
                 if meta.shared.is_some() {
-                    task.task_ref().wake();
+                    task.wake();
                 }
             }
         }
