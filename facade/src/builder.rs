@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runtime_core::{Config, Extensions, Scheduler};
+use sched_fifo::FifoConfig;
 use sched_priority::{PriorityConfig, PriorityScheduler};
 use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
@@ -296,9 +297,27 @@ impl Builder {
         b
     }
 
-    /// Schedules with one shared first-in, first-out queue (`sched-fifo`).
-    pub fn fifo(mut self) -> Builder {
-        self.scheduler = Choice::Fifo;
+    /// Schedules first in, first out (`sched-fifo`), with its default settings: with several
+    /// workers, each worker runs the tasks scheduled on it in order, taking turns with the
+    /// shared queue.
+    pub fn fifo(self) -> Builder {
+        self.fifo_with(FifoConfig::default())
+    }
+
+    /// FIFO with explicit settings, for example one order for the whole runtime:
+    ///
+    /// ```
+    /// use facade::sched::fifo::{FifoConfig, FifoOrder};
+    ///
+    /// let rt = facade::Builder::new()
+    ///     .fifo_with(FifoConfig::default().with_order(FifoOrder::Global))
+    ///     .worker_threads(2)
+    ///     .build()?;
+    /// assert_eq!(rt.scheduler(), "fifo");
+    /// # Ok::<(), facade::BuildError>(())
+    /// ```
+    pub fn fifo_with(mut self, config: FifoConfig) -> Builder {
+        self.scheduler = Choice::Fifo(config);
         self
     }
 
@@ -322,7 +341,7 @@ impl Builder {
     /// Schedules by priority bands with weighted fair shares, with these bands and shares;
     /// `build` reports a nonsensical configuration (no band, a zero share, ...).
     ///
-    /// The naming is one scheme for every policy: `fifo()`, `work_stealing()` /
+    /// The naming is one scheme for every policy: `fifo()` / `fifo_with(config)`, `work_stealing()` /
     /// `work_stealing_with(config)`, `priority_scheduler()` / `priority_scheduler_with(config)`,
     /// with the configurations in [`facade::sched`](crate::sched).
     pub fn priority_scheduler_with(mut self, config: PriorityConfig) -> Builder {
@@ -568,7 +587,7 @@ impl Builder {
         };
         let scheduler = self.scheduler.name().to_owned();
         let start = match self.scheduler {
-            Choice::Fifo => start_with(sched_fifo::Fifo::new()),
+            Choice::Fifo(c) => start_with(sched_fifo::Fifo::with_config(c)),
             Choice::WorkStealing(c) => start_with(WorkStealing::with_config(c)),
             Choice::Priority(c) => match PriorityScheduler::new(c) {
                 Ok(s) => start_with(s),
@@ -684,7 +703,7 @@ fn band_classes(bands: &[sched_priority::Band]) -> runtime_core::HistogramClasse
 }
 
 enum Choice {
-    Fifo,
+    Fifo(FifoConfig),
     WorkStealing(WorkStealingConfig),
     Priority(PriorityConfig),
     /// A policy of the user's: how to start it, and its name.
@@ -694,7 +713,7 @@ enum Choice {
 impl Choice {
     fn name(&self) -> &str {
         match self {
-            Choice::Fifo => "fifo",
+            Choice::Fifo(_) => "fifo",
             Choice::WorkStealing(_) => "worksteal",
             Choice::Priority(_) => "priority",
             Choice::Custom(_, name) => name,

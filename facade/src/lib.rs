@@ -192,12 +192,13 @@ pub use runtime_core::{
 };
 
 /// The built-in policies and their configurations, for
-/// [`Builder::work_stealing_with`] and [`Builder::priority_scheduler_with`] (or to run a policy
+/// [`Builder::fifo_with`], [`Builder::work_stealing_with`] and [`Builder::priority_scheduler_with`] (or to run a policy
 /// through [`Builder::custom`]).
 pub mod sched {
-    /// One shared first-in, first-out queue.
+    /// First in, first out, with bounded waiting; the order with several workers is set in
+    /// [`FifoConfig`](sched_fifo::FifoConfig).
     pub mod fifo {
-        pub use sched_fifo::Fifo;
+        pub use sched_fifo::{Fifo, FifoConfig, FifoOrder};
     }
     /// Per-worker queues with stealing; the LIFO slot is set in
     /// [`WorkStealingConfig`](sched_worksteal::WorkStealingConfig).

@@ -1,9 +1,9 @@
-//! A worker's pending tasks: the tasks scheduled on it since its last batch, in order, waiting
-//! to enter the shared queue.
+//! A worker's pending tasks: the tasks scheduled on it, in order, waiting for the worker's
+//! next turn at them (or, in the global order, to enter the shared queue).
 //!
-//! The owner pushes one task at a time and takes them all at once (one compare-and-swap for the
-//! lot, where a deque would take one read-modify-write per task); an idle worker takes the
-//! oldest half. A ring of [`CAPACITY`] slots; a full ring refuses the push and the owner moves
+//! The owner pushes one task at a time and takes them in bulk, oldest first (one
+//! compare-and-swap for the lot, where a deque would take one read-modify-write per task); an
+//! idle worker takes the oldest half. A ring of [`CAPACITY`] slots; a full ring refuses the push and the owner moves
 //! everything to the shared queue.
 //!
 //! # Ground rules
@@ -79,8 +79,8 @@ impl Pending {
     ///
     /// # Safety
     ///
-    /// Only the ring's owner calls `push` and [`take_all`](Self::take_all), from one thread at
-    /// a time (the ground rules' single writer of `tail`).
+    /// Only the ring's owner calls `push`, [`take`](Self::take) and [`take_all`](Self::take_all),
+    /// from one thread at a time (the ground rules' single writer of `tail`).
     pub(crate) unsafe fn push(&self, task: Runnable) -> Result<(), Runnable> {
         let t = self.tail.load(Ordering::Relaxed);
         let h = self.head.load(Ordering::Acquire);
@@ -98,22 +98,38 @@ impl Pending {
     /// # Safety
     ///
     /// As for [`push`](Self::push).
-    pub(crate) unsafe fn take_all(&self, mut out: impl FnMut(Runnable)) {
+    pub(crate) unsafe fn take_all(&self, out: impl FnMut(Runnable)) {
+        // SAFETY: as the caller promises.
+        unsafe { self.take(usize::MAX, out) };
+    }
+
+    /// The owner's take of the oldest `max` tasks in the ring (all of them if fewer), oldest
+    /// first, into `out`; returns how many it took.
+    ///
+    /// # Safety
+    ///
+    /// As for [`push`](Self::push).
+    pub(crate) unsafe fn take(&self, max: usize, mut out: impl FnMut(Runnable)) -> usize {
         let t = self.tail.load(Ordering::Relaxed);
         let mut h = self.head.load(Ordering::Acquire);
-        while h != t {
+        loop {
+            let n = (t.wrapping_sub(h) as usize).min(max);
+            if n == 0 {
+                return 0;
+            }
+            let end = h.wrapping_add(n as u32);
             match self
                 .head
-                .compare_exchange_weak(h, t, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(h, end, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    while h != t {
-                        // SAFETY: the swap made us the owner of positions `h .. t`, whose
+                    while h != end {
+                        // SAFETY: the swap made us the owner of positions `h .. end`, whose
                         // slots we wrote ourselves (we are the only writer).
                         out(unsafe { Self::own(self.slot(h).load(Ordering::Relaxed)) });
                         h = h.wrapping_add(1);
                     }
-                    return;
+                    return n;
                 }
                 Err(now) => h = now,
             }
@@ -262,7 +278,7 @@ mod loom_tests {
     use loom::sync::Arc;
     use runtime_core::TaskId;
 
-    /// The owner pushes two (a full ring), takes all and pushes a third into a reused slot while
+    /// The owner pushes two (a full ring), takes one and pushes a third into a reused slot while
     /// a thief steals twice. Each taker records the ids it got and forgets the tasks (so a double take
     /// is counted, not freed twice): every task comes out exactly once, and each taker sees its
     /// tasks in push order.
@@ -300,7 +316,8 @@ mod loom_tests {
             unsafe {
                 assert!(ring.push(runnables.next().unwrap()).is_ok());
                 assert!(ring.push(runnables.next().unwrap()).is_ok());
-                ring.take_all(|t| record(&mut mine, t));
+                // A partial take: the oldest one, unless the thief got there first.
+                assert!(ring.take(1, |t| record(&mut mine, t)) <= 1);
                 assert!(ring.push(runnables.next().unwrap()).is_ok());
                 ring.take_all(|t| record(&mut mine, t));
             }

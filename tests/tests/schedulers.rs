@@ -4,18 +4,24 @@
 
 use conformance::{Kit, Order, Policy};
 use examples::round_robin::RoundRobin;
-use sched_fifo::Fifo;
+use sched_fifo::{Fifo, FifoConfig, FifoOrder};
 use sched_priority::{PriorityConfig, PriorityScheduler};
 use sched_worksteal::{WorkStealing, WorkStealingConfig};
 
 fn main() {
     let priority = || PriorityScheduler::new(PriorityConfig::default()).expect("default bands");
+    let global = || FifoConfig::default().with_order(FifoOrder::Global);
     let no_lifo = || WorkStealing::with_config(WorkStealingConfig::default().with_lifo_slot(false));
     Kit::new()
         .policy(
             Policy::new("fifo", Fifo::new)
                 .order(Order::FifoOnOneWorker)
                 .builder(|n| facade::Builder::new().fifo().worker_threads(n)),
+        )
+        .policy(
+            Policy::new("fifo_global", move || Fifo::with_config(global()))
+                .order(Order::FifoOnOneWorker)
+                .builder(move |n| facade::Builder::new().fifo_with(global()).worker_threads(n)),
         )
         .policy(
             Policy::new("worksteal", WorkStealing::new)
