@@ -103,8 +103,9 @@ use runtime_core::{
 /// The most tasks a worker takes from the shared queue at once.
 pub const MAX_BATCH: usize = 16;
 
-/// The most tasks a worker keeps aside (scheduled on it, to enter the shared queue at its next
-/// batch); with one more, they all enter the queue at once, in order.
+/// The most tasks a worker keeps in its own queue (the tasks scheduled on it: in the global
+/// order, those that enter the shared queue at its next batch); with one more, they all enter
+/// the shared queue at once, in order.
 pub const MAX_PENDING: usize = pending::CAPACITY;
 
 /// How a FIFO scheduler with several workers orders the tasks its workers schedule (woken,
