@@ -341,9 +341,10 @@ impl Builder {
     /// Schedules by priority bands with weighted fair shares, with these bands and shares;
     /// `build` reports a nonsensical configuration (no band, a zero share, ...).
     ///
-    /// The naming is one scheme for every policy: `fifo()` / `fifo_with(config)`, `work_stealing()` /
-    /// `work_stealing_with(config)`, `priority_scheduler()` / `priority_scheduler_with(config)`,
-    /// with the configurations in [`facade::sched`](crate::sched).
+    /// The naming is one scheme for every policy: `fifo()` / `fifo_with(config)`,
+    /// `work_stealing()` / `work_stealing_with(config)`, `priority_scheduler()` /
+    /// `priority_scheduler_with(config)`, with the configurations in
+    /// [`facade::sched`](crate::sched).
     pub fn priority_scheduler_with(mut self, config: PriorityConfig) -> Builder {
         self.scheduler = Choice::Priority(config);
         self

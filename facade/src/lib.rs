@@ -191,8 +191,8 @@ pub use runtime_core::{
     yield_now,
 };
 
-/// The built-in policies and their configurations, for
-/// [`Builder::fifo_with`], [`Builder::work_stealing_with`] and [`Builder::priority_scheduler_with`] (or to run a policy
+/// The built-in policies and their configurations, for [`Builder::fifo_with`],
+/// [`Builder::work_stealing_with`] and [`Builder::priority_scheduler_with`] (or to run a policy
 /// through [`Builder::custom`]).
 pub mod sched {
     /// First in, first out, with bounded waiting; the order with several workers is set in

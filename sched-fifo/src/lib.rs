@@ -190,6 +190,19 @@ pub struct Local {
 #[derive(Debug)]
 struct Owned(Arc<Pending>, std::marker::PhantomData<std::cell::Cell<()>>);
 
+impl Local {
+    /// Per-worker order: takes the oldest `MAX_BATCH` of this worker's own tasks into its
+    /// batch; returns the first of them.
+    fn take_own(&self) -> Option<Runnable> {
+        let mut first = None;
+        self.pending.take(MAX_BATCH, |t| match first {
+            None => first = Some(t),
+            Some(_) => self.batch.push(t),
+        });
+        first
+    }
+}
+
 impl Owned {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -283,17 +296,6 @@ impl Fifo {
         }
         self.len.store(q.len(), Ordering::Release);
         shrink_drained(&mut q);
-        first
-    }
-
-    /// Per-worker order: takes the oldest `MAX_BATCH` of `l`'s own tasks into its batch;
-    /// returns the first of them.
-    fn take_own(&self, l: &Local) -> Option<Runnable> {
-        let mut first = None;
-        l.pending.take(MAX_BATCH, |t| match first {
-            None => first = Some(t),
-            Some(_) => l.batch.push(t),
-        });
         first
     }
 
@@ -407,9 +409,9 @@ impl Scheduler for Fifo {
                 // waits for more than a batch of the other.
                 l.own_turn = !l.own_turn;
                 if l.own_turn {
-                    self.take_own(l).or_else(|| self.refill(l, false))
+                    l.take_own().or_else(|| self.refill(l, false))
                 } else {
-                    self.refill(l, false).or_else(|| self.take_own(l))
+                    self.refill(l, false).or_else(|| l.take_own())
                 }
             }
         }

@@ -3,8 +3,8 @@
 //!
 //! The owner pushes one task at a time and takes them in bulk, oldest first (one
 //! compare-and-swap for the lot, where a deque would take one read-modify-write per task); an
-//! idle worker takes the oldest half. A ring of [`CAPACITY`] slots; a full ring refuses the push and the owner moves
-//! everything to the shared queue.
+//! idle worker takes the oldest half. A ring of [`CAPACITY`] slots; a full ring refuses the
+//! push and the owner moves everything to the shared queue.
 //!
 //! # Ground rules
 //!
