@@ -2,10 +2,11 @@
 """Prints the README's benchmark table from a `bench --json` file.
 
     python3 tools/readme_table.py bench/results/latest.json
+    python3 tools/readme_table.py --latency bench/results/latency.json
 
 Columns: the multi-thread runtimes, then the one-thread ones, each group ending in its floor.
-The latency workloads have a table of their own (bench/results/latency.md): their medians are
-the run's fixed length.
+The latency workloads have a table of their own (`--latency`: the README's priorities section
+and bench/results/latency.md): their medians are the run's fixed length.
 """
 import json
 import sys
@@ -44,6 +45,22 @@ def cell(r):
     return duration(r["median_ns"])
 
 
+VARIANTS = {"latency_under_load": "timer", "latency_under_load_foreign": "foreign thread"}
+
+
+def latency(rows):
+    """The latency_under_load table: the urgent task's lateness and the background's rate."""
+    print("| variant | runtime | p50 | p99 | p99.9 | max | background polls/s |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        variant = VARIANTS.get(r["workload"])
+        if variant is None:
+            continue
+        # In these rows `max_ns` is the urgent task's worst lateness, not a sample's length.
+        figures = " | ".join(short(r[k]) for k in ("p50_ns", "p99_ns", "p999_ns", "max_ns"))
+        print(f"| {variant} | {r['runtime']} | {figures} | {r['background_polls_per_s']:.0f} |")
+
+
 def main(path):
     rows = json.load(open(path))
     workloads = []
@@ -61,4 +78,8 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/latest.json")
+    args = sys.argv[1:]
+    if args[:1] == ["--latency"]:
+        latency(json.load(open(args[1] if len(args) > 1 else "bench/results/latency.json")))
+    else:
+        main(args[0] if args else "bench/results/latest.json")
