@@ -14,14 +14,15 @@
 //! tick per slot and the 11 levels together cover the whole `u64` range (no deadline is ever
 //! too far). Each level keeps a 64-bit bitmap of occupied slots, so finding the next occupied
 //! slot is a rotate and a count of trailing zeros. Entries live in a [`slab::Slab`] and each
-//! slot is a doubly linked list through slab indices: insert and cancel are O(1), with no
-//! unsafe code.
+//! slot is a vector of slab indices, each entry knowing its position in it: insert and cancel
+//! (which moves the slot's last index into the hole) are O(1), with no unsafe code, and moving
+//! a slot's entries down a level reads its indices in sequence.
 //!
 //! # Ground rules
 //!
 //! - An entry sits in the level given by the highest bit in which its deadline differs from
 //!   `elapsed` (the wheel's current time), in the slot given by its deadline's digits at that
-//!   level. An entry whose deadline is not after `elapsed` sits in the `expired` list.
+//!   level. An entry whose deadline is not after `elapsed` sits in the `expired` slot.
 //! - `poll(now)` repeatedly takes the earliest occupied slot whose start is `<= now`, moves
 //!   `elapsed` to that start and re-inserts the slot's entries: each either fires (deadline
 //!   `<= now`) or drops to a lower level. An entry therefore never fires before its deadline.
