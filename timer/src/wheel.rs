@@ -35,8 +35,9 @@ const _: () = assert!(std::mem::size_of::<Entry<std::task::Waker>>() == 40);
 /// A slot: the slab indices of its entries, in no order (a cancel swaps the last one into the
 /// hole). A vector rather than a list through the entries, so that moving a slot's entries
 /// down a level (or firing them) reads its indices in sequence and the entries' cache misses
-/// overlap, instead of each waiting for the one before it to give the next index: in a burst
-/// of 100,000 timers, the list's chain of misses was a fifth of a one-thread runtime's time.
+/// overlap, instead of each waiting for the one before it to give the next index (in a burst
+/// of 100,000 timers on a one-thread runtime, the walk of the lists took 12-20% of the
+/// profile, most of it on the load of each next entry).
 type Slot = Vec<u32>;
 
 /// Entries of a slot read ahead at a time as it is moved down a level ([`Wheel::due`]).
