@@ -340,9 +340,8 @@ impl PriorityScheduler {
     fn pick_band(&self, l: &mut Local) -> Option<usize> {
         let mut best: Option<usize> = None;
         for b in 0..l.queues.len() {
-            let own = !l.queues[b].is_empty();
-            if !own {
-                self.unpublish(l, b);
+            if l.queues[b].is_empty() {
+                self.publish(l, b, false);
                 if !l.bands[b].remote && self.injectors[b].is_empty() {
                     l.bands[b].active = false;
                     continue;
@@ -401,24 +400,20 @@ impl PriorityScheduler {
         }
     }
 
-    /// Marks `band` as having work in `l`'s queue, for the other workers (before the push, so
-    /// that a worker woken for the task sees it).
+    /// Tells the other workers whether `l`'s queue of `band` has work (set before a push, so
+    /// that a worker woken for the task sees it; cleared when a pick finds the queue empty).
+    /// Stores only a change.
     #[inline]
-    fn publish(&self, l: &mut Local, band: usize) {
+    fn publish(&self, l: &mut Local, band: usize, has_work: bool) {
         let (w, m) = bit(band);
-        if l.published[w] & m == 0 {
-            l.published[w] |= m;
-            self.workers[l.index].with_work[w].store(l.published[w], Ordering::Release);
-        }
-    }
-
-    /// `l`'s queue of `band` is empty: clears its bit.
-    #[inline]
-    fn unpublish(&self, l: &mut Local, band: usize) {
-        let (w, m) = bit(band);
-        if l.published[w] & m != 0 {
-            l.published[w] &= !m;
-            self.workers[l.index].with_work[w].store(l.published[w], Ordering::Release);
+        let word = if has_work {
+            l.published[w] | m
+        } else {
+            l.published[w] & !m
+        };
+        if word != l.published[w] {
+            l.published[w] = word;
+            self.workers[l.index].with_work[w].store(word, Ordering::Release);
         }
     }
 
@@ -482,7 +477,7 @@ impl Scheduler for PriorityScheduler {
         match local {
             Some(l) => {
                 let was_empty = l.queues[band].is_empty();
-                self.publish(l, band);
+                self.publish(l, band, true);
                 l.queues[band].push(task);
                 // A yield wakes nobody: this worker is awake and comes back to the task. Nor
                 // does the only task of its band's queue: this worker takes it at its next pick

@@ -44,7 +44,8 @@ type Slot = Vec<u32>;
 const CHUNK: usize = 32;
 
 /// A slot's vector is kept, emptied, for reuse up to this capacity, and given back above it
-/// (so that a burst's memory is not held for good).
+/// (so that a burst's memory is not held for good). Far below core's
+/// `RETAINED_QUEUE_CAPACITY` for run queues: a wheel has 705 slots, not one queue.
 const RETAINED_SLOT_CAPACITY: usize = 64;
 
 #[derive(Debug)]
@@ -342,8 +343,8 @@ impl<T> Wheel<T> {
         slot.swap_remove(pos);
         let moved = slot.get(pos).copied();
         let now_empty = slot.is_empty();
-        if now_empty && slot.capacity() > RETAINED_SLOT_CAPACITY {
-            *slot = Slot::new();
+        if now_empty {
+            *slot = recycle(std::mem::take(slot));
         }
         if let Some(m) = moved {
             self.entries[m as usize].pos = pos as u32;
