@@ -237,10 +237,10 @@ pub struct Local {
     pending: Option<(u8, u64)>,
     tick: u32,
     /// This worker's copy of its [`WorkerShared::with_work`]: a band's bit is set before a
-    /// task is pushed to its queue here, and cleared when a pick finds the queue empty. So a
-    /// clear bit means the queue was empty at this worker's last look and has had no push
-    /// since; a set bit may be stale (another worker stole the work), which costs that worker
-    /// one failed steal.
+    /// task is scheduled to its queue here and after a pick that moved a batch into it, and
+    /// cleared when a pick finds or leaves the queue empty. So a clear bit means the queue was
+    /// empty at this worker's last look and has had no push since; a set bit may be stale
+    /// (another worker stole the work), which costs that worker one failed steal.
     published: Box<[u64]>,
 }
 
@@ -421,6 +421,9 @@ impl PriorityScheduler {
     fn picked(&self, l: &mut Local, band: usize, task: Runnable) -> Runnable {
         l.min_vruntime = l.min_vruntime.max(l.bands[band].vruntime);
         bump(&self.workers[l.index].polls[band]);
+        // A pick may have moved a batch into the queue (from the injector or another worker's
+        // queue), which `schedule` never saw: the others must learn of it too.
+        self.publish(l, band, !l.queues[band].is_empty());
         task
     }
 }
@@ -638,5 +641,31 @@ mod tests {
             + std::iter::from_fn(|| s.next(1, &mut w1)).count();
         assert_eq!(rest, 1);
         assert_eq!(published(&s) & mask, 0, "an empty queue is unpublished");
+    }
+
+    /// Tasks that a pick moved from the injector into a worker's queue are published too: an
+    /// idle worker finds them there.
+    #[test]
+    fn a_batch_taken_from_the_injector_is_published() {
+        let mut s = PriorityScheduler::new(PriorityConfig::default()).unwrap();
+        s.init(2);
+        let mut w0 = s.new_local(0);
+        let mut w1 = s.new_local(1);
+        let foreign = ScheduleInfo::new(ScheduleReason::Wake, None);
+        let (tasks, _handles): (Vec<_>, Vec<_>) = (0..4).map(|_| task()).unzip();
+        for t in tasks {
+            s.schedule(t, foreign, None);
+        }
+        // Worker 0 takes half of the injector into its queue and runs one of them.
+        assert!(s.next(0, &mut w0).is_some());
+        assert!(!w0.queues.iter().all(Worker::is_empty));
+        // The injector's other half goes elsewhere: worker 0's queue is all that is left.
+        for injector in s.injectors.iter() {
+            while settle(|| injector.steal()).is_some() {}
+        }
+        assert!(
+            s.next(1, &mut w1).is_some(),
+            "worker 1 finds the rest of the batch in worker 0's queue"
+        );
     }
 }
