@@ -613,14 +613,19 @@ mod tests {
         runtime_core::pool_task(async {}, |_| {}, None)
     }
 
+    /// The default policy with two workers, and their states.
+    fn two_workers() -> (PriorityScheduler, Local, Local) {
+        let mut s = PriorityScheduler::new(PriorityConfig::default()).unwrap();
+        s.init(2);
+        let (w0, w1) = (s.new_local(0), s.new_local(1));
+        (s, w0, w1)
+    }
+
     /// A worker with nothing of its own finds another worker's queued task through the bands
     /// that worker publishes, and a bit is cleared once its owner finds the queue empty.
     #[test]
     fn idle_workers_find_work_through_the_published_bands() {
-        let mut s = PriorityScheduler::new(PriorityConfig::default()).unwrap();
-        s.init(2);
-        let mut w0 = s.new_local(0);
-        let mut w1 = s.new_local(1);
+        let (s, mut w0, mut w1) = two_workers();
         let on_w0 = ScheduleInfo::new(ScheduleReason::Wake, Some(0));
         let (tasks, _handles): (Vec<_>, Vec<_>) = (0..2).map(|_| task()).unzip();
         let (word, mask) = bit(s.band_of(tasks[0].metadata().priority()));
@@ -647,10 +652,7 @@ mod tests {
     /// idle worker finds them there.
     #[test]
     fn a_batch_taken_from_the_injector_is_published() {
-        let mut s = PriorityScheduler::new(PriorityConfig::default()).unwrap();
-        s.init(2);
-        let mut w0 = s.new_local(0);
-        let mut w1 = s.new_local(1);
+        let (s, mut w0, mut w1) = two_workers();
         let foreign = ScheduleInfo::new(ScheduleReason::Wake, None);
         let (tasks, _handles): (Vec<_>, Vec<_>) = (0..4).map(|_| task()).unzip();
         for t in tasks {
