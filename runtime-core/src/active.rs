@@ -348,8 +348,8 @@ fn ended(word: Word) -> bool {
 
 /// Gives back a nursery's entry for an ended task.
 fn release(word: Word) {
-    // SAFETY: the nursery hands each word it gives back here once.
-    drop(unsafe { TaskRef::from_raw(word) });
+    // SAFETY: the nursery hands each word it gives back here once, after `ended` said so.
+    unsafe { TaskRef::from_raw(word) }.release_ended();
 }
 
 #[cfg(all(test, not(rt_loom)))]

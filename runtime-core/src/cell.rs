@@ -524,8 +524,30 @@ unsafe fn complete(ptr: NonNull<Header>, has_output: bool, refs: usize) {
         COMPLETE | CLOSED
     };
     let mut state = header.state.load(Relaxed);
+    if has_output && state & JOIN == 0 {
+        // Nobody will read the output: the join handle is gone, and `JOIN` is never set
+        // again. It is dropped now, while the stage is still ours (`RUNNING`), so that the
+        // references go in the exchange that completes the task, as for a task with no
+        // output, rather than in a decrement of their own after it.
+        /// Completes the task with no output if the output's destructor panics.
+        struct Unwinding(NonNull<Header>, usize);
+        impl Drop for Unwinding {
+            fn drop(&mut self) {
+                // SAFETY: `complete`'s promises; the output is gone (dropped as far as it
+                // got).
+                unsafe { complete(self.0, false, self.1) }
+            }
+        }
+        let unwinding = Unwinding(ptr, refs);
+        // SAFETY: the output is in the stage, ours while we hold `RUNNING`.
+        unsafe { (header.vtable.drop_output)(ptr) };
+        mem::forget(unwinding);
+        // SAFETY: as for this call; the output is gone.
+        return unsafe { complete(ptr, false, refs) };
+    }
     loop {
         let mut next = (state & !(RUNNING | SCHEDULED)) | done;
+        // (The handle was still there at the load above, and is gone now.)
         let orphan = has_output && state & JOIN == 0;
         let wake = state & (JOIN | JOIN_WAKER) == JOIN | JOIN_WAKER;
         if orphan {
@@ -1038,6 +1060,32 @@ impl TaskRef {
     pub(crate) unsafe fn peek(ptr: *mut ()) -> ManuallyDrop<TaskRef> {
         // SAFETY: the caller's promise: the reference `ptr` stands for keeps the cell alive.
         ManuallyDrop::new(unsafe { TaskRef::from_raw(ptr) })
+    }
+
+    /// Gives the reference up, as dropping it does, for a task that has ended (its future is
+    /// gone): if it is the last reference, without a read-modify-write of the state.
+    ///
+    /// A registry's reference is often the last one left to an ended task that nobody
+    /// joined, and an atomic decrement costs a spawn-and-end tens of cycles for nothing there.
+    pub(crate) fn release_ended(self) {
+        let ptr = self.ptr;
+        mem::forget(self);
+        // SAFETY: our reference keeps the cell alive.
+        let header = unsafe { ptr.as_ref() };
+        // An ended task is polled by nobody, so no poll's record defers this drop
+        // (`defer_to_poll`). Acquire: every other holder's accesses happen before its
+        // decrement (release), and so before this load.
+        let state = header.state.load(Acquire);
+        debug_assert!(state & COMPLETE != 0, "release_ended of a live task");
+        if state & REF_MASK == REF_ONE {
+            // Ours is the only reference, and every new one is made from one held (a clone,
+            // or a wake through a waker): nobody else reads or writes the cell again.
+            // SAFETY: that is the last reference.
+            unsafe { dealloc(ptr) }
+        } else {
+            // SAFETY: our reference, given up once.
+            unsafe { release(ptr) }
+        }
     }
 }
 
@@ -1557,6 +1605,51 @@ mod tests {
         assert_eq!(h.freed(), 0);
         r.run();
         assert_eq!(drops.load(SeqCst), 2, "future and output");
+        assert_eq!(h.freed(), 1);
+    }
+
+    #[test]
+    fn an_ended_task_is_freed_by_its_last_reference_given_up_as_ended() {
+        let h = Harness::new();
+        let (r, j) = h.spawn(async {});
+        let a = TaskRef::new(&r);
+        let b = a.clone();
+        drop(j);
+        r.run();
+        assert_eq!(h.freed(), 0);
+        a.release_ended();
+        assert_eq!(h.freed(), 0, "the other reference holds the cell");
+        b.release_ended();
+        assert_eq!(h.freed(), 1);
+    }
+
+    #[test]
+    fn a_detached_task_whose_output_panics_as_it_drops_is_still_freed() {
+        struct BadOutput(#[expect(dead_code, reason = "dropped, never read")] Counted);
+        impl Drop for BadOutput {
+            fn drop(&mut self) {
+                panic!("bad output");
+            }
+        }
+        let h = Harness::new();
+        let drops = counter();
+        let d = drops.clone();
+        // A waker kept by someone else: the task's cell outlives the completion.
+        let slot = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        let (r, j) = h.spawn(std::future::poll_fn(move |cx| {
+            *s.lock().unwrap() = Some(cx.waker().clone());
+            Poll::Ready(BadOutput(Counted(d.clone())))
+        }));
+        drop(j);
+        let err = std::panic::catch_unwind(AssertUnwindSafe(|| r.run())).unwrap_err();
+        assert_eq!(err.downcast_ref::<&str>(), Some(&"bad output"));
+        assert_eq!(drops.load(SeqCst), 1, "the output's field, once");
+        assert_eq!(h.freed(), 0, "the waker holds the cell");
+        let waker = slot.lock().unwrap().take().unwrap();
+        waker.wake_by_ref(); // a wake of an ended task does nothing
+        assert!(h.pop().is_none());
+        drop(waker);
         assert_eq!(h.freed(), 1);
     }
 
@@ -2137,6 +2230,27 @@ mod loom_tests {
 
     /// The join handle is dropped on another thread while the task completes: the output is
     /// dropped exactly once, by one of them, and the cell is freed.
+    #[test]
+    fn an_ended_tasks_registry_reference_races_the_last_waker() {
+        loom::model(|| {
+            let q = Queue::new();
+            let (f, slot, _) = once();
+            let (r, j) = q.spawn(f);
+            let entry = TaskRef::new(&r);
+            drop(j);
+            r.run(); // pending: its waker is in the slot
+            let waker = slot.lock().unwrap().take().unwrap();
+            waker.wake_by_ref();
+            q.pop().unwrap().run(); // ended
+            // The registry gives its reference up as the waker's holder drops it: whichever
+            // is last frees the cell, once.
+            let holder = loom::thread::spawn(move || drop(waker));
+            entry.release_ended();
+            holder.join().unwrap();
+            assert_eq!(q.live_cells(), 0);
+        });
+    }
+
     #[test]
     fn a_join_handle_dropped_during_the_completion_drops_the_output_once() {
         loom::model(|| {

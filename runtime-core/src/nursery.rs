@@ -183,10 +183,15 @@ impl Nursery {
         // The ended words sit between `live` and the old `len`: the owner's alone now (no
         // reader reads at or above `len`).
         for i in live..len {
-            // SAFETY: the owner reads its own words.
-            let word = self
-                .words
-                .with(|w| unsafe { (&*w)[i].swap(ptr::null_mut(), Relaxed) });
+            // A load and a store, not a swap: nobody else touches these words, and a swap is
+            // an atomic read-modify-write per task.
+            let word = self.words.with(|w| {
+                // SAFETY: the owner reads its own words.
+                let slot = unsafe { &(&*w)[i] };
+                let word = slot.load(Relaxed);
+                slot.store(ptr::null_mut(), Relaxed);
+                word
+            });
             release(word);
         }
     }
