@@ -39,7 +39,9 @@
 //!   freed.
 //! - **The output** is written by the completing thread before it sets `COMPLETE` (release);
 //!   from then on it belongs to the join handle (acquire), or, if `JOIN` was clear when
-//!   `COMPLETE` was set, to the completer, which drops it at once and sets `CLOSED`.
+//!   `COMPLETE` was set, to the completer, which drops it at once and sets `CLOSED`. A
+//!   completer that finds `JOIN` already clear (a detached task) drops the output before it
+//!   sets `COMPLETE`, and completes as for a task with no output: `JOIN` is never set again.
 //! - **The awaiter slot** belongs to the join handle while `JOIN_WAKER` is clear and `COMPLETE`
 //!   is not set. The handle writes a waker, then sets `JOIN_WAKER` (release); the completer that
 //!   sets `COMPLETE` while `JOIN_WAKER` is set wakes that waker (it reads the slot; nobody
@@ -57,7 +59,10 @@
 //! - The poll returns `Ready` (or a runnable is dropped, or the poll panics): clear `RUNNING`
 //!   and `SCHEDULED`, set `COMPLETE` (and `CLOSED` if there is no output); the completer's
 //!   reference is dropped in the same operation unless it still has work: waking the awaiter,
-//!   or dropping an output that nobody will read.
+//!   or dropping an output whose handle went during the completion.
+//! - A registry's reference to an ended task is given up with a load, not a decrement, when it
+//!   is the last one ([`TaskRef::release_ended`]): every new reference is made from one held,
+//!   so a count of one that is ours cannot grow.
 //! - A wake of an idle task sets `SCHEDULED` and makes a runnable (with a new reference for
 //!   `wake_by_ref`, with the waker's own for `wake`); of a running task, sets `SCHEDULED` only;
 //!   of a complete task, does nothing; of a scheduled one, writes the same word back (an
