@@ -2233,8 +2233,8 @@ mod loom_tests {
         });
     }
 
-    /// The join handle is dropped on another thread while the task completes: the output is
-    /// dropped exactly once, by one of them, and the cell is freed.
+    /// An ended task's registry reference is given up (`release_ended`) while another thread
+    /// drops the last waker: whichever is last frees the cell, once.
     #[test]
     fn an_ended_tasks_registry_reference_races_the_last_waker() {
         loom::model(|| {
@@ -2247,8 +2247,6 @@ mod loom_tests {
             let waker = slot.lock().unwrap().take().unwrap();
             waker.wake_by_ref();
             q.pop().unwrap().run(); // ended
-            // The registry gives its reference up as the waker's holder drops it: whichever
-            // is last frees the cell, once.
             let holder = loom::thread::spawn(move || drop(waker));
             entry.release_ended();
             holder.join().unwrap();
@@ -2256,6 +2254,8 @@ mod loom_tests {
         });
     }
 
+    /// The join handle is dropped on another thread while the task completes: the output is
+    /// dropped exactly once, by one of them, and the cell is freed.
     #[test]
     fn a_join_handle_dropped_during_the_completion_drops_the_output_once() {
         loom::model(|| {
