@@ -202,3 +202,52 @@ pub fn a_join_handle_waker_that_panics_when_dropped_is_contained(make: Make) {
         }
     });
 }
+
+/// An output whose destructor panics.
+struct OutputPanicsWhenDropped;
+
+impl Drop for OutputPanicsWhenDropped {
+    fn drop(&mut self) {
+        panic!("injected: this task's output panics in its destructor");
+    }
+}
+
+/// A detached task (its handle dropped before it ends) whose output's destructor panics: the
+/// output is dropped as the task completes, on the worker. The panic is caught and reported,
+/// the task's cell is freed, and the runtime keeps working.
+pub fn a_detached_tasks_output_that_panics_when_dropped_is_contained(make: Make) {
+    within(LIMIT, move || {
+        for workers in [0, 2] {
+            let rt = make(workers).build().unwrap();
+            rt.block_on(async {
+                let (go, wait) = crate::util::oneshot::<()>();
+                drop(facade::spawn(async move {
+                    let _ = wait.await;
+                    OutputPanicsWhenDropped
+                }));
+                go.send(());
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while facade::Handle::current().metrics().tasks_alive > 0
+                    && std::time::Instant::now() < deadline
+                {
+                    time::sleep(Duration::from_millis(1)).await;
+                }
+                for i in 0..3 {
+                    assert_eq!(facade::spawn(async move { i }).await.unwrap(), i);
+                }
+            });
+            let m = rt.metrics();
+            assert!(m.caught_panics >= 1, "{workers} workers: {m:?}");
+            assert_eq!(m.tasks_alive, 0, "{workers} workers: {m:?}");
+            assert!(
+                m.ejection.is_none(),
+                "{workers} workers: the panic is the task's, not the policy's: {m:?}"
+            );
+            assert_eq!(
+                rt.block_on(async { facade::spawn(async { 1 }).await })
+                    .unwrap(),
+                1
+            );
+        }
+    });
+}
