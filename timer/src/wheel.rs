@@ -227,12 +227,15 @@ impl<T> Wheel<T> {
     pub fn poll(&mut self, now: u64, mut fire: impl FnMut(T)) -> usize {
         let mut fired = 0;
         if !self.expired.is_empty() {
-            let slot = std::mem::take(&mut self.expired);
-            for &key in &slot {
-                fire(self.take(key as usize));
+            let keys = std::mem::take(&mut self.expired);
+            let mut t = Taken::new(self, keys);
+            while let Some(&key) = t.keys.get(t.done) {
+                t.done += 1;
+                fire(t.wheel.take(key as usize));
                 fired += 1;
             }
-            self.expired = recycle(slot);
+            let keys = t.finish();
+            self.expired = recycle(keys);
         }
         if now < self.elapsed {
             return fired;
@@ -249,20 +252,24 @@ impl<T> Wheel<T> {
             self.elapsed = self.elapsed.max(start);
             // Take the slot's entries, then re-place each: it fires or moves down a level
             // (never back into this slot, which is behind `elapsed` now).
-            let taken = std::mem::take(&mut self.levels[level].slots[slot]);
+            let keys = std::mem::take(&mut self.levels[level].slots[slot]);
             self.levels[level].occupied &= !(1 << slot);
-            for chunk in taken.chunks(CHUNK) {
-                let due = self.due(chunk, now);
-                for (&key, due) in chunk.iter().zip(due) {
-                    let key = key as usize;
+            let mut t = Taken::new(self, keys);
+            while t.done < t.keys.len() {
+                let chunk = t.done..(t.done + CHUNK).min(t.keys.len());
+                let due = t.wheel.due(&t.keys[chunk.clone()], now);
+                for (i, due) in chunk.zip(due) {
+                    let key = t.keys[i] as usize;
+                    t.done = i + 1;
                     if due {
-                        fire(self.take(key));
+                        fire(t.wheel.take(key));
                         fired += 1;
                     } else {
-                        self.place(key);
+                        t.wheel.place(key);
                     }
                 }
             }
+            let taken = t.finish();
             let emptied = &mut self.levels[level].slots[slot];
             if emptied.capacity() == 0 {
                 *emptied = recycle(taken);
@@ -355,6 +362,40 @@ impl<T> Wheel<T> {
     }
 }
 
+/// A slot's indices taken out of the wheel to be fired or placed again, the first `done` of
+/// them handled. If `fire` panics (user code), dropping this places the rest again, so that the
+/// wheel stays whole: every entry is in the slot its `place` and `pos` name, and a later
+/// `remove` or `poll` finds it.
+struct Taken<'a, T> {
+    wheel: &'a mut Wheel<T>,
+    keys: Slot,
+    done: usize,
+}
+
+impl<'a, T> Taken<'a, T> {
+    fn new(wheel: &'a mut Wheel<T>, keys: Slot) -> Self {
+        Taken {
+            wheel,
+            keys,
+            done: 0,
+        }
+    }
+
+    /// The indices, every one handled, for reuse.
+    fn finish(mut self) -> Slot {
+        debug_assert_eq!(self.done, self.keys.len());
+        std::mem::take(&mut self.keys)
+    }
+}
+
+impl<T> Drop for Taken<'_, T> {
+    fn drop(&mut self) {
+        for i in self.done..self.keys.len() {
+            self.wheel.place(self.keys[i] as usize);
+        }
+    }
+}
+
 /// An emptied slot's vector, to put back in its place: kept if small, else given back.
 fn recycle(mut slot: Slot) -> Slot {
     if slot.capacity() > RETAINED_SLOT_CAPACITY {
@@ -367,6 +408,7 @@ fn recycle(mut slot: Slot) -> Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::panic::AssertUnwindSafe;
 
     #[test]
     fn a_drained_wheel_is_refilled_front_to_back() {
@@ -384,6 +426,43 @@ mod tests {
         assert!(again.iter().map(|k| k.index).eq(0..300));
         // The old keys name nothing, though their slots are taken again.
         assert!(keys.iter().all(|k| wheel.deadline(*k).is_none()));
+    }
+
+    /// A `fire` that panics (user code) leaves the wheel whole: the entries not yet fired stay,
+    /// and can be removed or fired later, from the expired slot as from a level's.
+    #[test]
+    fn a_panicking_fire_leaves_the_wheel_whole() {
+        let mut wheel = Wheel::new();
+        let late: Vec<Key> = (0..10).map(|i| wheel.insert(100, i)).collect();
+        let panics = |w: &mut Wheel<u32>, now| {
+            let mut calls = 0;
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                w.poll(now, |_| {
+                    calls += 1;
+                    assert!(calls < 3, "injected: the third firing panics");
+                })
+            }));
+            assert!(r.is_err());
+        };
+        panics(&mut wheel, 100);
+        // Two fired and the third was taken as it panicked: seven are left, in their slots.
+        assert_eq!(wheel.len(), 7);
+        let left: Vec<Key> = late
+            .into_iter()
+            .filter(|k| wheel.deadline(*k).is_some())
+            .collect();
+        assert_eq!(left.len(), 7);
+        assert!(wheel.remove(left[0]).is_some());
+        assert_eq!(wheel.poll(100, drop), 6);
+        assert!(wheel.is_empty());
+        // The same from the expired slot (deadlines already behind the wheel's time).
+        for i in 0..10 {
+            wheel.insert(0, i);
+        }
+        panics(&mut wheel, 200);
+        assert_eq!(wheel.len(), 7);
+        assert_eq!(wheel.poll(200, drop), 7);
+        assert!(wheel.is_empty());
     }
 
     /// The slots' vectors of a burst, cancelled or fired, are given back: none keeps more
