@@ -847,9 +847,12 @@ impl<F> TaskFuture<F> {
         // A panicking destructor must not take the worker down.
         // SAFETY: the future is dropped in place (it was pinned) exactly once: the flag, set
         // before, keeps every later poll and drop away from it, even if its destructor panics.
-        let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
             ManuallyDrop::drop(&mut self.future)
         }));
+        if let Err(p) = dropped {
+            crate::fault::report_panic("the destructor of a task's future", &*p);
+        }
         if let Some(shared) = &meta.shared
             && meta.is_registered()
         {

@@ -524,6 +524,10 @@ pub fn panicking_future_destructors_are_contained(make: Make) {
                     .unwrap(),
                 2
             );
+            assert!(
+                rt.metrics().caught_panics >= 1,
+                "workers: {workers}: reported"
+            );
             drop(rt);
             assert_eq!(drops.load(Ordering::SeqCst), 2, "workers: {workers}");
         }
